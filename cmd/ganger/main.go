@@ -1,0 +1,65 @@
+// Command ganger runs network services in Docker containers on demand: every
+// client connection gets a fresh container, proxied, then destroyed.
+//
+// Usage:
+//
+//	ganger serve --config FILE   run the daemon
+//	ganger check --config FILE   validate a config file, start nothing
+//	ganger version               print the version
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// errUsage marks a command-line mistake: usage is printed, exit code 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "ganger:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		usage(stderr)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "ganger %s\n", version)
+		return nil
+	case "help", "-h", "--help", "-help":
+		usage(stdout)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "ganger: unknown command %q\n", args[0])
+		usage(stderr)
+		return errUsage
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: ganger <command> [flags]
+
+Commands:
+  serve --config FILE   run Ganger: listen for every service, a fresh container per connection
+  check --config FILE   validate FILE; print every error with its key and line
+  version               print the version
+`)
+}

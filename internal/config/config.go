@@ -1,0 +1,153 @@
+// Package config loads and validates Ganger's YAML configuration.
+//
+// Loading is strict: an unknown key, a value of the wrong type, a bad
+// duration or size, a duplicate service name or listen address, or a missing
+// required key is an error that names the key path and its line. Every
+// default is applied here (and written out in examples/ganger.yaml), so the
+// rest of Ganger never has to guess.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Node is this Ganger node's id: the ganger.owner label on every
+	// container it creates. It must survive restarts so that a restarted node
+	// recognises what an earlier run left behind. Default: the host name.
+	Node string `yaml:"node"`
+
+	Log      Log       `yaml:"log"`
+	Daemons  []Daemon  `yaml:"daemons"`
+	Services []Service `yaml:"services"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Format is "text" (default) or "json".
+	Format string `yaml:"format"`
+	// Level is "debug", "info" (default), "warn" or "error".
+	Level string `yaml:"level"`
+}
+
+// Daemon is one Docker Engine that Ganger may place containers on.
+type Daemon struct {
+	// Name identifies the daemon in logs and labels. Default "local" when the
+	// daemon comes from the environment, else required.
+	Name string `yaml:"name"`
+	// Host is the engine's address in DOCKER_HOST syntax: unix:///path or
+	// tcp://host:port.
+	Host string `yaml:"host"`
+	// TLS holds client certificates for a tcp:// host.
+	TLS *TLS `yaml:"tls"`
+	// Advertise is the address where ports published by this daemon are
+	// reachable. Default 127.0.0.1 for a unix socket, else the URL's host.
+	Advertise string `yaml:"advertise"`
+	// PublishIP is the host IP that container ports are published on.
+	// Default: Advertise when it is an IP address, else 0.0.0.0.
+	PublishIP string `yaml:"publish_ip"`
+	// Dial says how Ganger reaches a container: "published" (advertise
+	// address and published port), "container" (the container's own IP on
+	// its network: only when Ganger shares the daemon's host), or "auto"
+	// (default: container for a unix socket, published otherwise).
+	Dial string `yaml:"dial"`
+	// MaxContainers caps the Ganger containers on this daemon. Default 100.
+	MaxContainers int `yaml:"max_containers"`
+
+	decodeErr error
+}
+
+// TLS holds the file paths of a client certificate for a tcp:// daemon.
+type TLS struct {
+	CA   string `yaml:"ca"`
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Service is one configured front door.
+type Service struct {
+	// Name is the service's name: [a-z0-9][a-z0-9_.-]*, unique.
+	Name string `yaml:"name"`
+	// Listen is the TCP address Ganger accepts clients on, unique.
+	Listen string `yaml:"listen"`
+	// Image runs in each container. Required.
+	Image string `yaml:"image"`
+	// Port is the TCP port the service listens on inside the container.
+	Port int `yaml:"port"`
+	// Cmd and Entrypoint override the image's, when set.
+	Cmd        []string `yaml:"cmd"`
+	Entrypoint []string `yaml:"entrypoint"`
+	// Env is added to the container's environment.
+	Env map[string]string `yaml:"env"`
+	// User runs the container's process as this user (name or uid[:gid]).
+	User string `yaml:"user"`
+	// Network is the Docker network containers join. Default "bridge".
+	Network string `yaml:"network"`
+
+	Ready    Ready    `yaml:"ready"`
+	Timeouts Timeouts `yaml:"timeouts"`
+	Limits   Limits   `yaml:"limits"`
+
+	decodeErr error
+}
+
+// Ready says how Ganger decides a container is ready: a TCP connect to its
+// port succeeds. Connects are retried with a backoff that doubles from
+// Backoff up to BackoffMax, until Timeout.
+type Ready struct {
+	// Timeout is the longest a client waits for its container. Default 30s.
+	Timeout Duration `yaml:"timeout"`
+	// Backoff is the first wait between connect attempts. Default 5ms.
+	Backoff Duration `yaml:"backoff"`
+	// BackoffMax caps the wait between connect attempts. Default 200ms.
+	BackoffMax Duration `yaml:"backoff_max"`
+}
+
+// Timeouts bound a session.
+type Timeouts struct {
+	// Idle ends a session with no byte in either direction for this long.
+	// Default 5m; 0 disables.
+	Idle Duration `yaml:"idle"`
+	// Session is the longest a session may last. Default 1h; 0 disables.
+	Session Duration `yaml:"session"`
+	// Drain is how long sessions may go on after shutdown begins. Default 30s.
+	Drain Duration `yaml:"drain"`
+}
+
+// Limits are the container's resource and security limits. Defaults are
+// secure: every capability dropped, no-new-privileges, bounded memory and
+// pids.
+type Limits struct {
+	// Memory is the memory limit. Default 256MiB.
+	Memory Size `yaml:"memory"`
+	// CPUs is the CPU quota in cores. Default 1.
+	CPUs float64 `yaml:"cpus"`
+	// Pids is the most processes the container may hold. Default 128.
+	Pids int64 `yaml:"pids"`
+	// ReadOnly mounts the container's root filesystem read-only.
+	ReadOnly bool `yaml:"read_only"`
+	// Tmpfs maps a path to tmpfs mount options, e.g. {/tmp: "size=64m"}.
+	Tmpfs map[string]string `yaml:"tmpfs"`
+	// CapAdd lists the only capabilities kept; all others are dropped.
+	CapAdd []string `yaml:"cap_add"`
+	// NoNewPrivileges stops the container's processes gaining privileges
+	// (setuid binaries, file capabilities). Default true.
+	NoNewPrivileges bool `yaml:"no_new_privileges"`
+}
+
+// Default values, also written out in examples/ganger.yaml.
+const (
+	DefaultListenHost    = "127.0.0.1"
+	DefaultNetwork       = "bridge"
+	DefaultMaxContainers = 100
+	DefaultReadyTimeout  = 30 * time.Second
+	DefaultReadyBackoff  = 5 * time.Millisecond
+	DefaultBackoffMax    = 200 * time.Millisecond
+	DefaultIdle          = 5 * time.Minute
+	DefaultSession       = time.Hour
+	DefaultDrain         = 30 * time.Second
+	DefaultMemory        = 256 << 20
+	DefaultCPUs          = 1.0
+	DefaultPids          = 128
+)

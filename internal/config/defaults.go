@@ -1,0 +1,121 @@
+package config
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultDockerHost is the engine address used when neither the config nor
+// DOCKER_HOST names one.
+const DefaultDockerHost = "unix:///var/run/docker.sock"
+
+// UnmarshalYAML decodes a service over its defaults, so that a value written
+// as 0 stays 0 and a key left out takes its default.
+func (s *Service) UnmarshalYAML(n *yaml.Node) error {
+	type plain Service
+	p := plain(DefaultService())
+	err := n.Decode(&p)
+	*s = Service(p)
+	s.decodeErr = err // kept, not returned: yaml.v3 drops a list element whose decoding fails
+	return nil
+}
+
+// DefaultService is a service with every default filled in.
+func DefaultService() Service {
+	return Service{
+		Network: DefaultNetwork,
+		Ready: Ready{
+			Timeout:    Duration(DefaultReadyTimeout),
+			Backoff:    Duration(DefaultReadyBackoff),
+			BackoffMax: Duration(DefaultBackoffMax),
+		},
+		Timeouts: Timeouts{
+			Idle:    Duration(DefaultIdle),
+			Session: Duration(DefaultSession),
+			Drain:   Duration(DefaultDrain),
+		},
+		Limits: Limits{
+			Memory:          DefaultMemory,
+			CPUs:            DefaultCPUs,
+			Pids:            DefaultPids,
+			NoNewPrivileges: true,
+		},
+	}
+}
+
+// UnmarshalYAML decodes a daemon over its defaults.
+func (d *Daemon) UnmarshalYAML(n *yaml.Node) error {
+	type plain Daemon
+	p := plain(Daemon{MaxContainers: DefaultMaxContainers, Dial: "auto"})
+	err := n.Decode(&p)
+	*d = Daemon(p)
+	d.decodeErr = err
+	return nil
+}
+
+// DaemonFromEnv is the daemon used when the config lists none: DOCKER_HOST,
+// DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, else the default socket.
+func DaemonFromEnv() Daemon {
+	d := Daemon{Name: "local", Host: os.Getenv("DOCKER_HOST"), MaxContainers: DefaultMaxContainers, Dial: "auto"}
+	if d.Host == "" {
+		d.Host = DefaultDockerHost
+	}
+	if os.Getenv("DOCKER_TLS_VERIFY") != "" {
+		dir := os.Getenv("DOCKER_CERT_PATH")
+		if dir == "" {
+			home, _ := os.UserHomeDir()
+			dir = filepath.Join(home, ".docker")
+		}
+		d.TLS = &TLS{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "cert.pem"), Key: filepath.Join(dir, "key.pem")}
+	}
+	return d
+}
+
+func (c *Config) applyDefaults() {
+	if c.Node == "" {
+		c.Node, _ = os.Hostname()
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if len(c.Daemons) == 0 {
+		c.Daemons = []Daemon{DaemonFromEnv()}
+	}
+	for i := range c.Daemons {
+		c.Daemons[i].applyDefaults()
+	}
+}
+
+func (d *Daemon) applyDefaults() {
+	u, err := url.Parse(d.Host)
+	if err != nil {
+		return // reported by validate
+	}
+	if d.Advertise == "" {
+		if u.Scheme == "unix" {
+			d.Advertise = "127.0.0.1"
+		} else {
+			d.Advertise = u.Hostname()
+		}
+	}
+	if d.PublishIP == "" {
+		if net.ParseIP(d.Advertise) != nil {
+			d.PublishIP = d.Advertise
+		} else {
+			d.PublishIP = "0.0.0.0"
+		}
+	}
+	if d.Dial == "auto" {
+		d.Dial = "published"
+		if u.Scheme == "unix" {
+			d.Dial = "container"
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+var (
+	nameRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// capabilities are the Linux capabilities Docker accepts in cap_add.
+var capabilities = strings.Fields(`AUDIT_CONTROL AUDIT_READ AUDIT_WRITE BLOCK_SUSPEND BPF CHECKPOINT_RESTORE
+CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID IPC_LOCK IPC_OWNER KILL LEASE LINUX_IMMUTABLE
+MAC_ADMIN MAC_OVERRIDE MKNOD NET_ADMIN NET_BIND_SERVICE NET_BROADCAST NET_RAW PERFMON SETFCAP
+SETGID SETPCAP SETUID SYS_ADMIN SYS_BOOT SYS_CHROOT SYS_MODULE SYS_NICE SYS_PACCT SYS_PTRACE
+SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM`)
+
+// validator collects errors, each placed at its key's line.
+type validator struct {
+	pos  *positions
+	errs []Error
+}
+
+func (v *validator) fail(path, format string, args ...any) {
+	v.errs = append(v.errs, Error{Line: v.pos.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *Config) validate(pos *positions) []Error {
+	v := &validator{pos: pos}
+	if strings.ContainsAny(c.Node, " \t\n") || c.Node == "" {
+		v.fail("node", "must be a non-empty word (it labels every container as ganger.owner)")
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		v.fail("log.format", "want text or json, got %q", c.Log.Format)
+	}
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		v.fail("log.level", "want debug, info, warn or error, got %q", c.Log.Level)
+	}
+	names := map[string]string{}
+	for i, d := range c.Daemons {
+		p := fmt.Sprintf("daemons[%d]", i)
+		v.daemon(p, d)
+		if first, ok := names[d.Name]; ok && d.Name != "" {
+			v.fail(p+".name", "daemon %q is already defined at %s", d.Name, first)
+		}
+		names[d.Name] = p
+	}
+	v.services(c.Services)
+	return v.errs
+}
+
+func (v *validator) daemon(p string, d Daemon) {
+	if !nameRE.MatchString(d.Name) {
+		v.fail(p+".name", "want a name of lower-case letters, digits, '_', '.' or '-', got %q", d.Name)
+	}
+	u, err := url.Parse(d.Host)
+	switch {
+	case d.Host == "":
+		v.fail(p+".host", "missing: want unix:///path/to/docker.sock or tcp://host:port")
+	case err != nil || (u.Scheme != "unix" && u.Scheme != "tcp"):
+		v.fail(p+".host", "want unix:///path or tcp://host:port, got %q", d.Host)
+	case u.Scheme == "tcp" && u.Port() == "":
+		v.fail(p+".host", "tcp host %q needs a port (2375, or 2376 with TLS)", d.Host)
+	case u.Scheme == "unix" && u.Path == "":
+		v.fail(p+".host", "unix host %q needs a socket path", d.Host)
+	}
+	if d.TLS != nil {
+		if u != nil && u.Scheme == "unix" {
+			v.fail(p+".tls", "TLS applies to tcp:// hosts only")
+		}
+		for key, f := range map[string]string{"ca": d.TLS.CA, "cert": d.TLS.Cert, "key": d.TLS.Key} {
+			if f == "" {
+				v.fail(p+".tls."+key, "missing: want the path of a PEM file")
+			} else if _, err := os.Stat(f); err != nil {
+				v.fail(p+".tls."+key, "cannot read %s: %v", f, err)
+			}
+		}
+	}
+	if d.Advertise == "" {
+		v.fail(p+".advertise", "missing: the address where this daemon's published ports are reachable")
+	}
+	if net.ParseIP(d.PublishIP) == nil {
+		v.fail(p+".publish_ip", "want an IP address, got %q", d.PublishIP)
+	}
+	if !oneOf(d.Dial, "published", "container") {
+		v.fail(p+".dial", "want auto, published or container, got %q", d.Dial)
+	}
+	if d.MaxContainers < 1 {
+		v.fail(p+".max_containers", "want at least 1, got %d", d.MaxContainers)
+	}
+}
+
+func (v *validator) services(svcs []Service) {
+	if len(svcs) == 0 {
+		v.fail("services", "at least one service is needed")
+	}
+	names, listens := map[string]string{}, map[string]string{}
+	for i, s := range svcs {
+		p := fmt.Sprintf("services[%d]", i)
+		v.service(p, s)
+		if first, ok := names[s.Name]; ok && s.Name != "" {
+			v.fail(p+".name", "service %q is already defined at %s", s.Name, first)
+		}
+		names[s.Name] = p
+		key := normalListen(s.Listen)
+		if first, ok := listens[key]; ok && key != "" {
+			v.fail(p+".listen", "address %s is already used by %s", s.Listen, first)
+		}
+		listens[key] = p
+	}
+}
+
+func (v *validator) service(p string, s Service) {
+	if s.Name == "" {
+		v.fail(p+".name", "missing")
+	} else if !nameRE.MatchString(s.Name) {
+		v.fail(p+".name", "want lower-case letters, digits, '_', '.' or '-' (at most 63), got %q", s.Name)
+	}
+	v.listen(p+".listen", s.Listen)
+	if s.Image == "" {
+		v.fail(p+".image", "missing: the image each container runs")
+	}
+	if s.Port == 0 {
+		v.fail(p+".port", "missing: the TCP port the service listens on inside the container")
+	} else if s.Port < 1 || s.Port > 65535 {
+		v.fail(p+".port", "want 1-65535, got %d", s.Port)
+	}
+	for k := range s.Env {
+		if !envKeyRE.MatchString(k) {
+			v.fail(p+".env."+k, "invalid environment variable name %q", k)
+		}
+	}
+	if s.Network == "host" || s.Network == "none" || strings.HasPrefix(s.Network, "container:") || s.Network == "" {
+		v.fail(p+".network", "network %q cannot work: each container needs its own address and port", s.Network)
+	}
+	v.ready(p+".ready", s.Ready)
+	v.limits(p+".limits", s.Limits)
+}
+
+func (v *validator) listen(p, addr string) {
+	if addr == "" {
+		v.fail(p, "missing: the TCP address to accept clients on, e.g. 127.0.0.1:5454")
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.fail(p, "want host:port, got %q", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.fail(p, "invalid port %q", port)
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		v.fail(p, "want an IP address (or localhost) to listen on, got %q", host)
+	}
+}
+
+func (v *validator) ready(p string, r Ready) {
+	if r.Timeout <= 0 {
+		v.fail(p+".timeout", "must be more than 0")
+	}
+	if r.Backoff <= 0 {
+		v.fail(p+".backoff", "must be more than 0")
+	}
+	if r.BackoffMax < r.Backoff {
+		v.fail(p+".backoff_max", "must be at least backoff (%s)", r.Backoff.D())
+	}
+}
+
+func (v *validator) limits(p string, l Limits) {
+	if l.Memory < 6<<20 {
+		v.fail(p+".memory", "want at least 6MiB (Docker's minimum); a memory limit is required")
+	}
+	if l.CPUs <= 0 || l.CPUs > 1024 {
+		v.fail(p+".cpus", "want more than 0 and at most 1024, got %g", l.CPUs)
+	}
+	if l.Pids < 1 {
+		v.fail(p+".pids", "want at least 1; a pids limit is required")
+	}
+	for dir := range l.Tmpfs {
+		if !path.IsAbs(dir) {
+			v.fail(p+".tmpfs."+dir, "want an absolute path, got %q", dir)
+		}
+	}
+	for i, c := range l.CapAdd {
+		name := strings.TrimPrefix(strings.ToUpper(c), "CAP_")
+		if !oneOf(name, capabilities...) {
+			v.fail(fmt.Sprintf("%s.cap_add[%d]", p, i), "unknown capability %q", c)
+		}
+	}
+}
+
+// normalListen makes equal addresses compare equal: "localhost:80" and
+// "127.0.0.1:80", ":80" and "0.0.0.0:80".
+func normalListen(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	switch host {
+	case "localhost":
+		host = "127.0.0.1"
+	case "", "::":
+		host = "0.0.0.0"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func oneOf(s string, set ...string) bool { return slices.Contains(set, s) }
