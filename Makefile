@@ -1,0 +1,45 @@
+# Ganger's build. `make demo` runs the demo; `make test` runs every test.
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+IMAGE    ?= ganger-echo:latest
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+export CGO_ENABLED := 0
+
+.PHONY: all build image docker demo test test-unit bench vet clean
+
+all: build
+
+## build: bin/ganger and bin/ganger-echo (static)
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ganger ./cmd/ganger
+	$(GO) build -trimpath -ldflags '-s -w' -o bin/ganger-echo ./cmd/ganger-echo
+
+## docker: make sure a Docker Engine answers (installs and starts one as root)
+docker:
+	@bash scripts/ensure-docker.sh
+
+## image: the demo service image, FROM scratch, built locally (no registry)
+image: build docker
+	@bash scripts/build-image.sh bin/ganger-echo $(IMAGE)
+
+## demo: run Ganger on 127.0.0.1:5454 with examples/ganger.yaml
+demo: image
+	bin/ganger serve --config examples/ganger.yaml
+
+## test: every test, integration tests against the real Docker Engine included
+test: image vet
+	$(GO) test -count=1 -timeout 25m ./...
+
+## test-unit: the tests that need no Docker Engine
+test-unit:
+	GANGER_SKIP_DOCKER=1 $(GO) test -count=1 -short ./...
+
+## bench: benchmarks against a baseline measured in the same run
+bench: image
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 20x ./bench/
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

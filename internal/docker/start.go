@@ -1,0 +1,63 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// Start starts a created container and returns the address Ganger dials to
+// reach its port: the container's own IP when the daemon dials
+// "container", else the advertise address and the published host port.
+//
+// The container's own IP matters for readiness: Docker's userland proxy
+// accepts on a published port before the service inside listens, so a
+// connect there proves nothing; a connect to the container's IP succeeds
+// only once the service really listens.
+func (d *Daemon) Start(ctx context.Context, id string, port int) (string, error) {
+	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+		return "", fmt.Errorf("start container %s on %s: %w", short(id), d.name, err)
+	}
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return "", fmt.Errorf("inspect container %s on %s: %w", short(id), d.name, err)
+	}
+	addr, err := d.dialAddr(res.Container, port)
+	if err != nil {
+		return "", fmt.Errorf("container %s on %s: %w", short(id), d.name, err)
+	}
+	return addr, nil
+}
+
+func (d *Daemon) dialAddr(c container.InspectResponse, port int) (string, error) {
+	if c.NetworkSettings == nil {
+		return "", fmt.Errorf("no network settings (did it exit at once?)")
+	}
+	if d.dialMode == "container" {
+		for _, ep := range c.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				return net.JoinHostPort(ep.IPAddress.String(), strconv.Itoa(port)), nil
+			}
+		}
+		return "", fmt.Errorf("no IP address on any network (did it exit at once?)")
+	}
+	p, _ := network.PortFrom(uint16(port), network.TCP)
+	for _, b := range c.NetworkSettings.Ports[p] {
+		if b.HostPort != "" {
+			return net.JoinHostPort(d.advertise, b.HostPort), nil
+		}
+	}
+	return "", fmt.Errorf("port %d/tcp is not published (did it exit at once?)", port)
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

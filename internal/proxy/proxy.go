@@ -1,0 +1,160 @@
+// Package proxy copies bytes between a client and its container.
+//
+// Each direction is a plain io.Copy between two *net.TCPConn, so Linux moves
+// the bytes with splice(2) and they never enter user space. When one side
+// sends EOF, only that direction is shut (CloseWrite on the other side): a
+// client that half-closes still gets the rest of the reply. Idle time is
+// read from the kernel (TCP_INFO) rather than counted per read, which would
+// defeat splice.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Outcome says why a pipe ended.
+type Outcome string
+
+// Outcomes of Pipe.
+const (
+	Closed   Outcome = "closed"   // both directions reached EOF
+	Reset    Outcome = "reset"    // a side failed (RST, write error): both were closed
+	Idle     Outcome = "idle"     // no byte either way for the idle timeout
+	MaxTime  Outcome = "timeout"  // the session reached its maximum length
+	Canceled Outcome = "canceled" // ctx was cancelled (shutdown, operator)
+)
+
+// Options bound a pipe. A zero value means no limit.
+type Options struct {
+	// Idle ends the pipe when no byte has moved either way for this long.
+	Idle time.Duration
+	// Max ends the pipe this long after it started.
+	Max time.Duration
+	// Check is how often idleness is checked. If zero, Idle/10 clamped to
+	// [20ms, 5s].
+	Check time.Duration
+}
+
+// Stats is what a pipe moved and how it ended.
+type Stats struct {
+	In      int64 // bytes client → upstream
+	Out     int64 // bytes upstream → client
+	Outcome Outcome
+	Err     error // the first copy error, for Reset
+}
+
+// Pipe copies between client and upstream until both directions are done
+// or a limit is hit, then closes both connections.
+func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats {
+	p := &pipe{client: client, upstream: upstream}
+	p.wg.Add(2)
+	go p.copyUp()
+	go p.copyDown()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+
+	outcome := p.watch(ctx, done, opt)
+	p.closeBoth()
+	<-done
+	st := Stats{In: p.in, Out: p.out, Outcome: outcome, Err: p.err}
+	if outcome == Closed && p.err != nil {
+		st.Outcome = Reset
+	}
+	return st
+}
+
+type pipe struct {
+	client, upstream *net.TCPConn
+	wg               sync.WaitGroup
+	in, out          int64
+	once             sync.Once
+	mu               sync.Mutex
+	err              error
+}
+
+func (p *pipe) copyUp() {
+	defer p.wg.Done()
+	p.in = p.copy(p.upstream, p.client)
+}
+
+func (p *pipe) copyDown() {
+	defer p.wg.Done()
+	p.out = p.copy(p.client, p.upstream)
+}
+
+// copy moves src to dst. On EOF it half-closes dst; on error it closes both
+// sides, which also ends the other direction.
+func (p *pipe) copy(dst, src *net.TCPConn) int64 {
+	n, err := io.Copy(dst, src)
+	if err == nil {
+		dst.CloseWrite()
+		return n
+	}
+	if !errors.Is(err, net.ErrClosed) {
+		p.mu.Lock()
+		if p.err == nil {
+			p.err = err
+		}
+		p.mu.Unlock()
+	}
+	p.closeBoth()
+	return n
+}
+
+func (p *pipe) closeBoth() {
+	p.once.Do(func() {
+		p.client.Close()
+		p.upstream.Close()
+	})
+}
+
+// watch waits for the copies to finish, or for a limit or ctx to end them.
+func (p *pipe) watch(ctx context.Context, done <-chan struct{}, opt Options) Outcome {
+	var maxC, tickC <-chan time.Time
+	if opt.Max > 0 {
+		t := time.NewTimer(opt.Max)
+		defer t.Stop()
+		maxC = t.C
+	}
+	if opt.Idle > 0 {
+		t := time.NewTicker(checkEvery(opt))
+		defer t.Stop()
+		tickC = t.C
+	}
+	for {
+		select {
+		case <-done:
+			return Closed
+		case <-ctx.Done():
+			return Canceled
+		case <-maxC:
+			return MaxTime
+		case <-tickC:
+			if p.idleFor() >= opt.Idle {
+				return Idle
+			}
+		}
+	}
+}
+
+func checkEvery(opt Options) time.Duration {
+	if opt.Check > 0 {
+		return opt.Check
+	}
+	return min(max(opt.Idle/10, 20*time.Millisecond), 5*time.Second)
+}
+
+// idleFor is how long since either socket last received data.
+func (p *pipe) idleFor() time.Duration {
+	a, errA := sinceLastData(p.client)
+	b, errB := sinceLastData(p.upstream)
+	if errA != nil || errB != nil {
+		return 0 // a closed socket: the copies are ending anyway
+	}
+	return min(a, b)
+}
