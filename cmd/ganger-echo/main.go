@@ -14,12 +14,14 @@ import (
 	"log"
 	"net"
 	"os"
+	"strings"
 	"time"
 )
 
 func main() {
 	listen := flag.String("listen", ":7777", "address to listen on")
-	banner := flag.String("banner", "", "line sent to each client on connect")
+	banner := flag.String("banner", "", "line sent to each client on connect; %h stands for the host name (the container's id)")
+	closeFirst := flag.Bool("close-write-first", false, "after the banner, shut the write side and read the client to EOF")
 	delay := flag.Duration("delay", 0, "wait this long before listening (a slow-starting service)")
 	exitAfter := flag.Duration("exit-after", 0, "exit this long after start, listening or not (0: never)")
 	exitCode := flag.Int("exit-code", 3, "exit code used by -exit-after")
@@ -42,22 +44,30 @@ func main() {
 	if err != nil {
 		log.Fatalf("listen: %v", err)
 	}
+	host, _ := os.Hostname()
+	line := strings.ReplaceAll(*banner, "%h", host)
 	log.Printf("listening on %s", ln.Addr())
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			log.Fatalf("accept: %v", err)
 		}
-		go serve(c.(*net.TCPConn), *banner)
+		go serve(c.(*net.TCPConn), line, *closeFirst)
 	}
 }
 
-func serve(c *net.TCPConn, banner string) {
+func serve(c *net.TCPConn, banner string, closeFirst bool) {
 	defer c.Close()
 	if banner != "" {
 		if _, err := fmt.Fprintln(c, banner); err != nil {
 			return
 		}
+	}
+	if closeFirst {
+		c.CloseWrite()
+		n, _ := io.Copy(io.Discard, c)
+		log.Printf("read %d bytes after closing the write side", n)
+		return
 	}
 	if _, err := io.Copy(c, c); err != nil {
 		return

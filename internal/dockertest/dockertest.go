@@ -1,0 +1,91 @@
+// Package dockertest helps tests talk to the real Docker Engine: it fails a
+// test (never skips it silently) when no engine answers, and checks that a
+// test leaves no container behind.
+package dockertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/docker"
+)
+
+// Image is the demo service image that `make image` builds.
+const Image = "ganger-echo:latest"
+
+// Daemon returns the local daemon, or fails t if it does not answer. With
+// GANGER_SKIP_DOCKER set (make test-unit) the test is skipped instead.
+func Daemon(t testing.TB) *docker.Daemon {
+	t.Helper()
+	if os.Getenv("GANGER_SKIP_DOCKER") != "" {
+		t.Skip("GANGER_SKIP_DOCKER is set")
+	}
+	cfg := config.DaemonFromEnv()
+	cfg.Advertise, cfg.PublishIP, cfg.Dial = "127.0.0.1", "127.0.0.1", "container"
+	d, err := docker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.Ping(ctx); err != nil {
+		t.Fatalf("no Docker Engine answers (run `make docker`, or make test-unit): %v", err)
+	}
+	if err := d.EnsureImage(ctx, Image); err != nil {
+		t.Fatalf("demo image missing (run `make image`): %v", err)
+	}
+	return d
+}
+
+// Node returns a fresh node id, so that a test's containers are told apart
+// from every other test's by their ganger.owner label. It checks, when t
+// ends, that none of them is left.
+func Node(t testing.TB, d *docker.Daemon) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	node := "test-" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		left := Owned(t, d, node)
+		for _, m := range left {
+			t.Errorf("container %s (%s) left behind", m.Name, m.State)
+			d.Remove(context.Background(), m.ID)
+		}
+	})
+	return node
+}
+
+// Owned lists the containers of node.
+func Owned(t testing.TB, d *docker.Daemon, node string) []ganger.Managed {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := d.ListManaged(ctx, node)
+	if err != nil {
+		t.Fatalf("list containers: %v", err)
+	}
+	return list
+}
+
+// Eventually polls cond every 20ms until it holds or timeout passes, then
+// fails t with msg. It bounds a wait for something asynchronous (a removal
+// in the background); it is not a claim about speed.
+func Eventually(t testing.TB, timeout time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

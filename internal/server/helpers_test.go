@@ -1,0 +1,189 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/docker"
+	"github.com/ganger-dev/ganger/internal/dockertest"
+	"github.com/ganger-dev/ganger/internal/server"
+)
+
+// syncBuffer is a log sink that tests read while Ganger writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines returns the log lines containing every one of words.
+func (s *syncBuffer) lines(words ...string) []string {
+	var out []string
+	for _, l := range strings.Split(s.String(), "\n") {
+		ok := true
+		for _, w := range words {
+			ok = ok && strings.Contains(l, w)
+		}
+		if ok && l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// harness is one in-process Ganger node on the real Docker Engine.
+type harness struct {
+	t      *testing.T
+	d      *docker.Daemon
+	node   string
+	srv    *server.Server
+	logs   *syncBuffer
+	stop   context.CancelFunc
+	served chan error
+}
+
+// services is YAML for the services list; every listen should be
+// 127.0.0.1:0. daemonHost, if set, replaces the local daemon's address.
+type opts struct {
+	daemonHost string
+}
+
+func start(t *testing.T, services string, o ...opts) *harness {
+	t.Helper()
+	d := dockertest.Daemon(t)
+	h := &harness{t: t, d: d, node: dockertest.Node(t, d), logs: &syncBuffer{}}
+	host := config.DaemonFromEnv().Host
+	if len(o) > 0 && o[0].daemonHost != "" {
+		host = o[0].daemonHost
+	}
+	yml := fmt.Sprintf("node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q}\nservices:\n%s", h.node, host, services)
+	cfg, err := config.Parse("test.yaml", []byte(yml))
+	if err != nil {
+		t.Fatalf("config:\n%s\n%v", yml, err)
+	}
+	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h.srv, err = server.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := h.srv.Start(ctx); err != nil {
+		h.srv.Close()
+		t.Fatalf("start: %v\nlogs:\n%s", err, h.logs)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	h.stop = stop
+	h.served = make(chan error, 1)
+	go func() { h.served <- h.srv.Serve(sctx, context.Background()) }()
+	t.Cleanup(h.shutdown)
+	return h
+}
+
+// shutdown stops the node and waits for it; dockertest.Node's cleanup then
+// checks that no container is left.
+func (h *harness) shutdown() {
+	if h.stop == nil {
+		return
+	}
+	h.stop()
+	h.stop = nil
+	select {
+	case err := <-h.served:
+		if err != nil {
+			h.t.Errorf("serve: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		h.t.Errorf("shutdown did not finish")
+	}
+	if h.t.Failed() {
+		h.t.Logf("ganger logs:\n%s", h.logs)
+	}
+}
+
+func (h *harness) dial(service string) *net.TCPConn {
+	h.t.Helper()
+	addr := h.srv.Addr(service)
+	if addr == nil {
+		h.t.Fatalf("no service %q", service)
+	}
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// waitLog waits for a log line holding every word.
+func (h *harness) waitLog(words ...string) string {
+	h.t.Helper()
+	var line string
+	dockertest.Eventually(h.t, 30*time.Second, fmt.Sprintf("no log line with %q", words), func() bool {
+		ls := h.logs.lines(words...)
+		if len(ls) > 0 {
+			line = ls[0]
+		}
+		return len(ls) > 0
+	})
+	return line
+}
+
+func (h *harness) waitNoContainers() {
+	h.t.Helper()
+	dockertest.Eventually(h.t, 30*time.Second, "containers of this node remain", func() bool {
+		return len(dockertest.Owned(h.t, h.d, h.node)) == 0
+	})
+}
+
+// readLine reads one line, failing after 30s.
+func readLine(t *testing.T, c net.Conn, r *bufio.Reader) string {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	s, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("read line: %v (got %q)", err, s)
+	}
+	return strings.TrimSuffix(s, "\n")
+}
+
+// expectClosed reads until the connection ends, failing after 30s.
+func expectClosed(t *testing.T, c net.Conn) []byte {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	b, err := io.ReadAll(c)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("connection still open after 30s (read %q)", b)
+	}
+	return b
+}
+
+// svc is the YAML of one echo service on 127.0.0.1:0.
+func svc(name string, cmd string, extra ...string) string {
+	s := fmt.Sprintf("  - name: %s\n    listen: 127.0.0.1:0\n    image: %s\n    port: 7777\n    cmd: %s\n", name, dockertest.Image, cmd)
+	for _, e := range extra {
+		s += "    " + e + "\n"
+	}
+	return s
+}
