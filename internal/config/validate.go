@@ -112,7 +112,7 @@ func (v *validator) services(svcs []Service) {
 		}
 		names[s.Name] = p
 		key := normalListen(s.Listen)
-		if first, ok := listens[key]; ok && key != "" {
+		if first, ok := listens[key]; ok && key != "" && !strings.HasSuffix(key, ":0") {
 			v.fail(p+".listen", "address %s is already used by %s", s.Listen, first)
 		}
 		listens[key] = p

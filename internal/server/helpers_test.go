@@ -187,3 +187,5 @@ func svc(name string, cmd string, extra ...string) string {
 	}
 	return s
 }
+
+func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }

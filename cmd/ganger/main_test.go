@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ganger-dev/ganger/internal/dockertest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ganger-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ganger")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build ganger: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestCheck(t *testing.T) {
+	out, err := exec.Command(binary, "check", "--config", "../../examples/ganger.yaml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("check examples/ganger.yaml: %v\n%s", err, out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("services:\n  - name: echo\n    listen: 127.0.0.1:5454\n    imgae: x\n    port: 7777\n"), 0o644)
+	out, err = exec.Command(binary, "check", "--config", bad).CombinedOutput()
+	if err == nil {
+		t.Fatalf("check of a bad file exited 0:\n%s", out)
+	}
+	want := bad + `:4: services[0].imgae: unknown key "imgae" (did you mean "image"?)`
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("got:\n%s\nwant a line:\n%s", out, want)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"serve"}, {"check"}} {
+		err := exec.Command(binary, args...).Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Errorf("ganger %v: got %v; want exit code 2", args, err)
+		}
+	}
+}
+
+// proc is a `ganger serve` child process.
+type proc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	logs *lockedBuffer
+	done chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func writeConfig(t *testing.T, node, drain string) string {
+	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	cfg := fmt.Sprintf(`node: %s
+services:
+  - name: echo
+    listen: 127.0.0.1:0
+    image: %s
+    port: 7777
+    cmd: ["-banner", "hi"]
+    timeouts: {drain: %s}
+`, node, dockertest.Image, drain)
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startProc(t *testing.T, config string) *proc {
+	p := &proc{t: t, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, "serve", "--config", config)
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("ganger logs:\n%s", p.logs)
+		}
+	})
+	return p
+}
+
+var listenRE = regexp.MustCompile(`msg=listening service=echo addr=(\S+)`)
+
+// addr waits for the service to listen and returns its address.
+func (p *proc) addr() string {
+	var addr string
+	dockertest.Eventually(p.t, time.Minute, "ganger never listened", func() bool {
+		if m := listenRE.FindStringSubmatch(p.logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
+func (p *proc) wait() error {
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(2 * time.Minute):
+		p.t.Fatal("ganger did not exit")
+		return nil
+	}
+}
+
+// session opens a session and waits for its banner: its container runs.
+func session(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || line != "hi\n" {
+		t.Fatalf("banner: %q, %v", line, err)
+	}
+	c.SetReadDeadline(time.Time{})
+	return c, r
+}
+
+// SIGTERM: no new sessions, live ones drain (and still work) until the
+// drain timeout, then every container is removed and ganger exits 0.
+func TestSIGTERMDrainsAndCleansUp(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	p := startProc(t, writeConfig(t, node, "1500ms"))
+	addr := p.addr()
+	a, ra := session(t, addr)
+	b, _ := session(t, addr)
+	if n := len(dockertest.Owned(t, d, node)); n != 2 {
+		t.Fatalf("got %d containers; want 2", n)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	dockertest.Eventually(t, 30*time.Second, "ganger kept accepting after SIGTERM", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	fmt.Fprintln(a, "during drain")
+	a.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if line, err := ra.ReadString('\n'); err != nil || line != "during drain\n" {
+		t.Fatalf("a draining session stopped working: %q, %v", line, err)
+	}
+	for _, c := range []net.Conn{a, b} {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadAll(c); err != nil {
+			t.Fatalf("session not closed at the end of the drain: %v", err)
+		}
+	}
+	if err := p.wait(); err != nil {
+		t.Fatalf("ganger exited with %v; want 0", err)
+	}
+	if left := dockertest.Owned(t, d, node); len(left) != 0 {
+		t.Fatalf("%d containers left after shutdown", len(left))
+	}
+}
+
+// kill -9 with sessions open leaves their containers; the next start of the
+// same node sweeps them.
+func TestCrashRecovery(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	config := writeConfig(t, node, "1s")
+	p := startProc(t, config)
+	addr := p.addr()
+	session(t, addr)
+	session(t, addr)
+	p.cmd.Process.Kill()
+	p.wait()
+	if n := len(dockertest.Owned(t, d, node)); n != 2 {
+		t.Fatalf("got %d containers after kill -9; want the 2 orphans", n)
+	}
+	p2 := startProc(t, config)
+	p2.addr()
+	if !strings.Contains(p2.logs.String(), `when=start-up daemon=local owner=`+node+` removed=2`) {
+		t.Fatalf("start-up did not log sweeping 2 orphans")
+	}
+	if n := len(dockertest.Owned(t, d, node)); n != 0 {
+		t.Fatalf("got %d containers after the sweep; want 0", n)
+	}
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p2.wait(); err != nil {
+		t.Fatalf("ganger exited with %v", err)
+	}
+}

@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/dockertest"
+	"github.com/ganger-dev/ganger/internal/server"
+)
+
+// socketRelay forwards a unix socket to the real Docker socket, and can be
+// cut to make the daemon unreachable and restored on the same path.
+type socketRelay struct {
+	t      *testing.T
+	path   string
+	target string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newRelay(t *testing.T) *socketRelay {
+	target := strings.TrimPrefix(config.DaemonFromEnv().Host, "unix://")
+	r := &socketRelay{t: t, path: filepath.Join(t.TempDir(), "docker.sock"), target: target}
+	r.up()
+	t.Cleanup(func() { r.down(); r.wg.Wait() })
+	return r
+}
+
+func (r *socketRelay) up() {
+	ln, err := net.Listen("unix", r.path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.ln = ln
+	r.mu.Unlock()
+	r.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r.wg.Go(func() { r.relay(c) })
+		}
+	})
+}
+
+func (r *socketRelay) relay(c net.Conn) {
+	u, err := net.Dial("unix", r.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	r.mu.Lock()
+	r.conns = append(r.conns, c, u)
+	r.mu.Unlock()
+	go func() { io.Copy(u, c); u.Close() }()
+	io.Copy(c, u)
+	c.Close()
+}
+
+// down closes the socket and every relayed connection.
+func (r *socketRelay) down() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ln != nil {
+		r.ln.Close()
+		r.ln = nil
+	}
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+}
+
+func TestDaemonUnreachable(t *testing.T) {
+	relay := newRelay(t)
+	h := start(t, svc("echo", `["-banner", "hi"]`), opts{daemonHost: "unix://" + relay.path})
+	relay.down()
+	c := h.dial("echo")
+	if got := expectClosed(t, c); len(got) != 0 {
+		t.Fatalf("got %q; want the client closed", got)
+	}
+	line := h.waitLog("session end", "outcome=create_failed")
+	if !strings.Contains(line, "err=") {
+		t.Fatalf("end line does not say why: %s", line)
+	}
+	relay.up()
+	c = h.dial("echo")
+	if got := readLine(t, c, newReader(c)); got != "hi" {
+		t.Fatalf("after the daemon came back: got %q; want hi", got)
+	}
+}
+
+func TestImageMissingAtSessionTime(t *testing.T) {
+	tag := "ganger-echo:gone-" + randHex()
+	if out, err := exec.Command("docker", "tag", dockertest.Image, tag).CombinedOutput(); err != nil {
+		t.Fatalf("docker tag: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", tag).Run() })
+	services := strings.Replace(svc("gone", `["-banner", "hi"]`), dockertest.Image, tag, 1) + svc("echo", `["-banner", "still here"]`)
+	h := start(t, services)
+	if out, err := exec.Command("docker", "rmi", tag).CombinedOutput(); err != nil {
+		t.Fatalf("docker rmi: %v: %s", err, out)
+	}
+	c := h.dial("gone")
+	if got := expectClosed(t, c); len(got) != 0 {
+		t.Fatalf("got %q; want the client closed", got)
+	}
+	line := h.waitLog("session end", "service=gone", "outcome=create_failed")
+	if !strings.Contains(strings.ToLower(line), "no such image") {
+		t.Fatalf("end line does not name the missing image: %s", line)
+	}
+	c = h.dial("echo")
+	if got := readLine(t, c, newReader(c)); got != "still here" {
+		t.Fatalf("other service: got %q", got)
+	}
+}
+
+// An image that is neither present nor pullable stops start-up with an
+// error naming it; nothing listens. The registry is 127.0.0.1:1, which
+// refuses at once: no traffic leaves the machine.
+func TestStartupFailsOnUnpullableImage(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	yml := "node: " + node + "\nservices:\n" + strings.Replace(svc("x", `[]`), dockertest.Image, "127.0.0.1:1/ganger/missing:v1", 1)
+	cfg, err := config.Parse("t.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	err = srv.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1/ganger/missing:v1") || !strings.Contains(err.Error(), "service x") {
+		t.Fatalf("got %v; want an error naming the service and image", err)
+	}
+	if srv.Addr("x") != nil {
+		t.Fatal("a service listens after a failed start-up")
+	}
+}
+
+func randHex() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
