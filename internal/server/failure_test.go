@@ -159,4 +159,3 @@ func randHex() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
-
