@@ -28,7 +28,7 @@ demo: image
 
 ## test: every test, integration tests against the real Docker Engine included
 test: image vet
-	$(GO) test -count=1 -timeout 25m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m ./...
 
 ## test-unit: the tests that need no Docker Engine
 test-unit:
