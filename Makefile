@@ -5,7 +5,7 @@ IMAGE    ?= ganger-echo:latest
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build image docker demo test test-unit bench vet clean
+.PHONY: all build image docker demo test test-deps test-unit bench vet clean
 
 all: build
 
@@ -26,8 +26,12 @@ image: build docker
 demo: image
 	bin/ganger serve --config examples/ganger.yaml
 
+## test-deps: what the tests run besides Docker (Debian's docker-registry)
+test-deps:
+	@bash scripts/ensure-test-deps.sh
+
 ## test: every test, integration tests against the real Docker Engine included
-test: image vet
+test: image test-deps vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m ./...
 
 ## test-unit: the tests that need no Docker Engine

@@ -159,3 +159,25 @@ func randHex() string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// An image missing on the daemon is pulled at start-up, with progress in the
+// log, from a real registry (Debian's docker-registry on 127.0.0.1).
+func TestStartupPullsMissingImage(t *testing.T) {
+	reg := dockertest.Registry(t)
+	ref := reg + "/ganger-echo:pull-" + randHex()
+	dockertest.Docker(t, "tag", dockertest.Image, ref)
+	dockertest.Docker(t, "push", ref)
+	dockertest.Docker(t, "rmi", ref)
+	t.Cleanup(func() { exec.Command("docker", "rmi", ref).Run() })
+
+	h := start(t, strings.Replace(svc("pulled", `["-banner", "pulled"]`), dockertest.Image, ref, 1))
+	for _, want := range []string{"image missing, pulling", "pull progress", "image pulled"} {
+		if len(h.logs.lines(want, ref)) == 0 {
+			t.Errorf("no log line %q for %s", want, ref)
+		}
+	}
+	c := h.dial("pulled")
+	if got := readLine(t, c, newReader(c)); got != "pulled" {
+		t.Fatalf("got %q", got)
+	}
+}
