@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -87,9 +88,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func writeConfig(t *testing.T, node, drain string) string {
+func writeConfig(t *testing.T, node, drain string, extra ...string) string {
 	path := filepath.Join(t.TempDir(), "ganger.yaml")
-	cfg := fmt.Sprintf(`node: %s
+	cfg := fmt.Sprintf(strings.Join(extra, "")+`node: %s
 services:
   - name: echo
     listen: 127.0.0.1:0
@@ -124,14 +125,14 @@ func startProc(t *testing.T, config string) *proc {
 	return p
 }
 
-var listenRE = regexp.MustCompile(`msg=listening service=echo addr=(\S+)`)
+var listenRE = regexp.MustCompile(`msg=listening service=echo addr=(\S+)|"msg":"listening","service":"echo","addr":"([^"]+)"`)
 
 // addr waits for the service to listen and returns its address.
 func (p *proc) addr() string {
 	var addr string
 	dockertest.Eventually(p.t, time.Minute, "ganger never listened", func() bool {
 		if m := listenRE.FindStringSubmatch(p.logs.String()); m != nil {
-			addr = m[1]
+			addr = m[1] + m[2]
 		}
 		return addr != ""
 	})
@@ -229,5 +230,41 @@ func TestCrashRecovery(t *testing.T) {
 	p2.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p2.wait(); err != nil {
 		t.Fatalf("ganger exited with %v", err)
+	}
+}
+
+func TestJSONLogs(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	p := startProc(t, writeConfig(t, node, "1s", "log: {format: json}\n"))
+	c, _ := session(t, p.addr())
+	c.Close()
+	dockertest.Eventually(t, 30*time.Second, "no session end line", func() bool {
+		return strings.Contains(p.logs.String(), `"msg":"session end"`)
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.wait(); err != nil {
+		t.Fatal(err)
+	}
+	var start, end map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(p.logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", line, err)
+		}
+		switch m["msg"] {
+		case "session start":
+			start = m
+		case "session end":
+			end = m
+		}
+	}
+	if start == nil || end == nil || start["session"] != end["session"] {
+		t.Fatalf("start %v, end %v; want one session's two lines", start, end)
+	}
+	for _, k := range []string{"session", "client", "service", "daemon", "container", "ready", "bytes_in", "bytes_out", "duration", "outcome"} {
+		if _, ok := end[k]; !ok {
+			t.Errorf("session end lacks %q: %v", k, end)
+		}
 	}
 }
