@@ -242,4 +242,6 @@ func report(b *testing.B, what string, got, base []time.Duration, baseName strin
 		ms(median(got)), ms(pct(got, 90)), baseName, ms(median(base)), ms(pct(base, 90)), float64(median(got))/float64(median(base)))
 }
 
-func ms(d time.Duration) string { return strings.TrimSuffix(d.Round(100*time.Microsecond).String(), "0") }
+func ms(d time.Duration) string {
+	return strings.TrimSuffix(d.Round(100*time.Microsecond).String(), "0")
+}

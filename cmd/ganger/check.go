@@ -10,27 +10,36 @@ import (
 )
 
 func check(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file to validate")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	path, err := configFlag("check", args, stderr)
+	if err != nil {
+		return err
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ganger check --config FILE")
-		return errUsage
-	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(path)
 	var errs config.Errors
 	if errors.As(err, &errs) {
 		for _, e := range errs {
 			fmt.Fprintln(stderr, e)
 		}
-		return fmt.Errorf("%s: %d error(s)", *path, len(errs))
+		return fmt.Errorf("%s: %d error(s)", path, len(errs))
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (node %s, %d daemon(s), %d service(s))\n", *path, cfg.Node, len(cfg.Daemons), len(cfg.Services))
+	fmt.Fprintf(stdout, "%s: ok (node %s, %d daemon(s), %d service(s))\n", path, cfg.Node, len(cfg.Daemons), len(cfg.Services))
 	return nil
+}
+
+// configFlag parses the one flag serve and check take, --config FILE.
+func configFlag(cmd string, args []string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return "", errUsage
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "usage: ganger %s --config FILE\n", cmd)
+		return "", errUsage
+	}
+	return *path, nil
 }

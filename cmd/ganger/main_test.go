@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -67,25 +65,8 @@ func TestUsageErrors(t *testing.T) {
 type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *dockertest.Logs
 	done chan error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func writeConfig(t *testing.T, node, drain string, extra ...string) string {
@@ -106,7 +87,7 @@ services:
 }
 
 func startProc(t *testing.T, config string) *proc {
-	p := &proc{t: t, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{t: t, logs: &dockertest.Logs{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(binary, "serve", "--config", config)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,22 +17,16 @@ import (
 // shutdown (drain, then remove every container); a second skips the drain;
 // a third exits at once.
 func serve(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	path, err := configFlag("serve", args, stderr)
+	if err != nil {
+		return err
 	}
-	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ganger serve --config FILE")
-		return errUsage
-	}
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
-	log.Info("ganger starting", "version", version, "node", cfg.Node, "config", *path)
+	log.Info("ganger starting", "version", version, "node", cfg.Node, "config", path)
 
 	stop, force := signals(log)
 	srv, err := server.New(cfg, log)

@@ -172,7 +172,7 @@ func TestStartupPullsMissingImage(t *testing.T) {
 
 	h := start(t, strings.Replace(svc("pulled", `["-banner", "pulled"]`), dockertest.Image, ref, 1))
 	for _, want := range []string{"image missing, pulling", "pull progress", "image pulled"} {
-		if len(h.logs.lines(want, ref)) == 0 {
+		if len(h.logs.Lines(want, ref)) == 0 {
 			t.Errorf("no log line %q for %s", want, ref)
 		}
 	}

@@ -2,14 +2,12 @@ package server_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,46 +17,13 @@ import (
 	"github.com/ganger-dev/ganger/internal/server"
 )
 
-// syncBuffer is a log sink that tests read while Ganger writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the log lines containing every one of words.
-func (s *syncBuffer) lines(words ...string) []string {
-	var out []string
-	for _, l := range strings.Split(s.String(), "\n") {
-		ok := true
-		for _, w := range words {
-			ok = ok && strings.Contains(l, w)
-		}
-		if ok && l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // harness is one in-process Ganger node on the real Docker Engine.
 type harness struct {
 	t      *testing.T
 	d      *docker.Daemon
 	node   string
 	srv    *server.Server
-	logs   *syncBuffer
+	logs   *dockertest.Logs
 	stop   context.CancelFunc
 	served chan error
 }
@@ -72,7 +37,7 @@ type opts struct {
 func start(t *testing.T, services string, o ...opts) *harness {
 	t.Helper()
 	d := dockertest.Daemon(t)
-	h := &harness{t: t, d: d, node: dockertest.Node(t, d), logs: &syncBuffer{}}
+	h := &harness{t: t, d: d, node: dockertest.Node(t, d), logs: &dockertest.Logs{}}
 	host := config.DaemonFromEnv().Host
 	if len(o) > 0 && o[0].daemonHost != "" {
 		host = o[0].daemonHost
@@ -141,7 +106,7 @@ func (h *harness) waitLog(words ...string) string {
 	h.t.Helper()
 	var line string
 	dockertest.Eventually(h.t, 30*time.Second, fmt.Sprintf("no log line with %q", words), func() bool {
-		ls := h.logs.lines(words...)
+		ls := h.logs.Lines(words...)
 		if len(ls) > 0 {
 			line = ls[0]
 		}

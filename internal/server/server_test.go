@@ -85,7 +85,7 @@ func TestTwentyParallelClients(t *testing.T) {
 		t.Error(err)
 	}
 	h.waitNoContainers()
-	if n := len(h.logs.lines("session end", "outcome=closed")); n != 20 {
+	if n := len(h.logs.Lines("session end", "outcome=closed")); n != 20 {
 		t.Errorf("got %d closed sessions; want 20", n)
 	}
 }
@@ -116,27 +116,24 @@ func TestContainerExitsBeforeReady(t *testing.T) {
 	h.waitNoContainers()
 }
 
-func TestClientResetDuringStart(t *testing.T) {
-	h := start(t, svc("slow", `["-delay", "1m"]`, "ready: {timeout: 2m}"))
-	c := h.dial("slow")
-	dockertest.Eventually(t, 30*time.Second, "container never created", func() bool {
-		return len(dockertest.Owned(t, h.d, h.node)) == 1
-	})
-	c.SetLinger(0) // close with RST
-	c.Close()
-	h.waitLog("session end", "outcome=client_gone")
-	h.waitNoContainers()
-}
-
-func TestClientFINDuringStart(t *testing.T) {
-	h := start(t, svc("slow", `["-delay", "1m"]`, "ready: {timeout: 2m}"))
-	c := h.dial("slow")
-	dockertest.Eventually(t, 30*time.Second, "container never created", func() bool {
-		return len(dockertest.Owned(t, h.d, h.node)) == 1
-	})
-	c.Close()
-	h.waitLog("session end", "outcome=client_gone")
-	h.waitNoContainers()
+// A client that leaves while its container starts (RST, or FIN before
+// sending anything): the start is abandoned and the container removed.
+func TestClientLeavesDuringStart(t *testing.T) {
+	for _, rst := range []bool{true, false} {
+		t.Run(map[bool]string{true: "RST", false: "FIN"}[rst], func(t *testing.T) {
+			h := start(t, svc("slow", `["-delay", "1m"]`, "ready: {timeout: 2m}"))
+			c := h.dial("slow")
+			dockertest.Eventually(t, 30*time.Second, "container never created", func() bool {
+				return len(dockertest.Owned(t, h.d, h.node)) == 1
+			})
+			if rst {
+				c.SetLinger(0)
+			}
+			c.Close()
+			h.waitLog("session end", "outcome=client_gone")
+			h.waitNoContainers()
+		})
+	}
 }
 
 // The client shuts its write side: the echo of all it sent still arrives.
@@ -197,7 +194,7 @@ func TestSessionTimeout(t *testing.T) {
 	go io.Copy(io.Discard, c)
 	<-done
 	h.waitLog("session end", "outcome=timeout")
-	if len(h.logs.lines("outcome=idle")) > 0 {
+	if len(h.logs.Lines("outcome=idle")) > 0 {
 		t.Fatal("an active session ended as idle")
 	}
 	h.waitNoContainers()
