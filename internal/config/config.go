@@ -18,6 +18,11 @@ type Config struct {
 	// recognises what an earlier run left behind. Default: the host name.
 	Node string `yaml:"node"`
 
+	// Reconcile is how often Ganger lists its containers on every daemon and
+	// removes those no live session owns (a removal that failed, say).
+	// Default 1m; 0 disables (start-up and shutdown sweeps still run).
+	Reconcile Duration `yaml:"reconcile"`
+
 	Log      Log       `yaml:"log"`
 	Daemons  []Daemon  `yaml:"daemons"`
 	Services []Service `yaml:"services"`
@@ -150,4 +155,5 @@ const (
 	DefaultMemory        = 256 << 20
 	DefaultCPUs          = 1.0
 	DefaultPids          = 128
+	DefaultReconcile     = time.Minute
 )

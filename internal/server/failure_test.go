@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -12,7 +13,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/dockertest"
 	"github.com/ganger-dev/ganger/internal/server"
@@ -179,5 +182,34 @@ func TestStartupPullsMissingImage(t *testing.T) {
 	c := h.dial("pulled")
 	if got := readLine(t, c, newReader(c)); got != "pulled" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// The reconciler removes containers of this node that no live session owns,
+// and leaves a live session's container alone.
+func TestReconcilerRemovesOrphans(t *testing.T) {
+	h := start(t, svc("echo", `["-banner", "hi"]`), opts{top: "reconcile: 100ms\n"})
+	c := h.dial("echo")
+	r := newReader(c)
+	readLine(t, c, r)
+	for _, orphan := range []struct{ service, session string }{{"echo", "gone1"}, {"retired", "gone2"}} {
+		_, err := h.d.Create(context.Background(), ganger.Spec{
+			Name: "ganger-orphan-" + orphan.session + "-" + h.node, Image: dockertest.Image, Port: 7777, Network: "bridge",
+			Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: h.node, ganger.LabelService: orphan.service, ganger.LabelSession: orphan.session},
+			Limits: ganger.Limits{Memory: 64 << 20, Pids: 16},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	dockertest.Eventually(t, 30*time.Second, "orphans not reconciled", func() bool {
+		return len(dockertest.Owned(t, h.d, h.node)) == 1
+	})
+	if got := h.logs.Lines("reconcile: removed orphan"); len(got) != 2 {
+		t.Fatalf("got %d orphan removals logged; want 2", len(got))
+	}
+	fmt.Fprintln(c, "still mine")
+	if got := readLine(t, c, r); got != "still mine" {
+		t.Fatalf("live session broken after reconciling: %q", got)
 	}
 }

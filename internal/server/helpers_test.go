@@ -32,6 +32,7 @@ type harness struct {
 // 127.0.0.1:0. daemonHost, if set, replaces the local daemon's address.
 type opts struct {
 	daemonHost string
+	top        string // extra top-level YAML
 }
 
 func start(t *testing.T, services string, o ...opts) *harness {
@@ -42,7 +43,11 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	if len(o) > 0 && o[0].daemonHost != "" {
 		host = o[0].daemonHost
 	}
-	yml := fmt.Sprintf("node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q}\nservices:\n%s", h.node, host, services)
+	top := ""
+	if len(o) > 0 {
+		top = o[0].top
+	}
+	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q}\nservices:\n%s", h.node, host, services)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", yml, err)

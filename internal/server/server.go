@@ -122,14 +122,81 @@ func (s *Server) Serve(ctx, force context.Context) error {
 			}
 		})
 	}
+	rctx, stopReconcile := context.WithCancel(context.Background())
+	if every := s.cfg.Reconcile.D(); every > 0 {
+		wg.Go(func() { s.reconcileEvery(rctx, every) })
+	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	stopReconcile()
 	s.shutdown(force)
 	wg.Wait()
 	return err
+}
+
+// reconcileEvery removes, every interval, the containers of this node that
+// no live session owns. Missed removals and anything else that slipped
+// through end here rather than at the next restart.
+func (s *Server) reconcileEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.reconcile(ctx)
+		}
+	}
+}
+
+// reconcile removes the containers that were owned neither before they
+// were listed nor after: a session that ended in between has had its
+// container removed already (it stays owned until then), and one that began
+// in between is owned now.
+func (s *Server) reconcile(ctx context.Context) {
+	for _, d := range s.daemons {
+		before := s.liveSessions()
+		found, err := d.ListManaged(ctx, s.cfg.Node)
+		if err != nil {
+			s.log.Warn("reconcile: cannot list containers", "daemon", d.Name(), "err", err)
+			continue
+		}
+		for _, m := range found {
+			if before[m.Labels[ganger.LabelService]+"/"+m.Labels[ganger.LabelSession]] || s.owned(m) {
+				continue
+			}
+			if err := d.Remove(ctx, m.ID); err != nil {
+				s.log.Warn("reconcile: cannot remove orphan", "daemon", d.Name(), "container", m.Name, "err", err)
+				continue
+			}
+			s.log.Info("reconcile: removed orphan", "daemon", d.Name(), "container", m.Name, "service", m.Labels[ganger.LabelService])
+		}
+	}
+}
+
+// liveSessions returns every service/session pair owned now.
+func (s *Server) liveSessions() map[string]bool {
+	live := map[string]bool{}
+	for _, svc := range s.services {
+		for _, id := range svc.Live() {
+			live[svc.Name()+"/"+id] = true
+		}
+	}
+	return live
+}
+
+// owned reports whether a live session of a running service owns m.
+func (s *Server) owned(m ganger.Managed) bool {
+	for _, svc := range s.services {
+		if svc.Name() == m.Labels[ganger.LabelService] {
+			return svc.Owns(m.Labels[ganger.LabelSession])
+		}
+	}
+	return false
 }
 
 func (s *Server) shutdown(force context.Context) {

@@ -62,8 +62,10 @@ func TestTwoSessionsGetDistinctContainers(t *testing.T) {
 	h.waitNoContainers()
 }
 
+// Twenty at once, with the reconciler running every 50ms: it must never
+// take a container that is starting or serving.
 func TestTwentyParallelClients(t *testing.T) {
-	h := start(t, svc("echo", `[]`))
+	h := start(t, svc("echo", `[]`), opts{top: "reconcile: 50ms\n"})
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := range 20 {
@@ -87,6 +89,9 @@ func TestTwentyParallelClients(t *testing.T) {
 	h.waitNoContainers()
 	if n := len(h.logs.Lines("session end", "outcome=closed")); n != 20 {
 		t.Errorf("got %d closed sessions; want 20", n)
+	}
+	if n := len(h.logs.Lines("reconcile: removed orphan")); n != 0 {
+		t.Errorf("the reconciler removed %d containers of live sessions", n)
 	}
 }
 

@@ -31,8 +31,9 @@ type Service struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	closing  bool
-	sessions sync.WaitGroup // live sessions
-	cleanup  sync.WaitGroup // background container removals
+	live     map[string]bool // sessions whose container may exist, until it is removed
+	sessions sync.WaitGroup  // live sessions
+	cleanup  sync.WaitGroup  // background container removals
 }
 
 // New returns a Service for cfg that places containers on b and labels them
@@ -47,6 +48,33 @@ func New(cfg config.Service, node string, b Backend, log *slog.Logger) *Service 
 		log:     log.With("service", cfg.Name),
 		ctx:     ctx,
 		cancel:  cancel,
+		live:    map[string]bool{},
+	}
+}
+
+// Owns reports whether the session's container is still Ganger's business:
+// its session is live or its removal is under way. The reconciler removes
+// containers that no service owns.
+func (s *Service) Owns(session string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[session]
+}
+
+// Live returns the sessions Owns holds true for, at this moment.
+func (s *Service) Live() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.live))
+}
+
+func (s *Service) setLive(session string, live bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if live {
+		s.live[session] = true
+	} else {
+		delete(s.live, session)
 	}
 }
 
@@ -178,14 +206,16 @@ func (s *Service) WaitCleanup(ctx context.Context) error {
 }
 
 // release removes a session's container in the background, forced and
-// retried: the client never waits for it.
-func (s *Service) release(target string, log *slog.Logger) {
+// retried: the client never waits for it. The session stays owned until the
+// removal is done.
+func (s *Service) release(session, target string, log *slog.Logger) {
 	s.cleanup.Add(1)
-	go s.remove(target, log)
+	go s.remove(session, target, log)
 }
 
-func (s *Service) remove(target string, log *slog.Logger) {
+func (s *Service) remove(session, target string, log *slog.Logger) {
 	defer s.cleanup.Done()
+	defer s.setLive(session, false)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -195,7 +225,7 @@ func (s *Service) remove(target string, log *slog.Logger) {
 			return
 		}
 		if attempt == 5 {
-			log.Error("cannot remove container; the next sweep will", "container", target, "err", err)
+			log.Error("cannot remove container; the reconciler will retry", "container", target, "err", err)
 			return
 		}
 		log.Warn("remove container failed, retrying", "container", target, "err", err, "retry_in", backoff)

@@ -47,7 +47,13 @@ func (s *Service) handle(conn *net.TCPConn) {
 	ss := &session{svc: s, id: newID(), client: conn, begin: time.Now()}
 	ss.log = s.log.With("session", ss.id)
 	ss.log.Info("session start", "client", conn.RemoteAddr().String())
+	s.setLive(ss.id, true)
 	ss.run()
+	if ss.target != "" {
+		s.release(ss.id, ss.target, ss.log)
+	} else {
+		s.setLive(ss.id, false)
+	}
 	ss.logEnd()
 }
 
@@ -64,9 +70,6 @@ func (ss *session) run() {
 	early := startEarly(ss.client, stop)
 
 	upstream, err := ss.start(startCtx, ctx)
-	if ss.target != "" {
-		defer s.release(ss.target, ss.log)
-	}
 	if err != nil {
 		early.handOver()
 		ss.fail(err)
