@@ -249,3 +249,27 @@ func TestJSONLogs(t *testing.T) {
 		}
 	}
 }
+
+// A second SIGTERM skips the drain: sessions are closed and every container
+// removed at once. The drain here is 10 minutes; the test waits at most 2.
+func TestSecondSignalSkipsDrain(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	p := startProc(t, writeConfig(t, node, "10m"))
+	c, _ := session(t, p.addr())
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	dockertest.Eventually(t, 30*time.Second, "first signal not logged", func() bool {
+		return strings.Contains(p.logs.String(), "shutting down gracefully")
+	})
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("session not closed after the second signal: %v", err)
+	}
+	if err := p.wait(); err != nil {
+		t.Fatalf("ganger exited with %v; want 0", err)
+	}
+	if left := dockertest.Owned(t, d, node); len(left) != 0 {
+		t.Fatalf("%d containers left", len(left))
+	}
+}
