@@ -213,3 +213,33 @@ func TestReconcilerRemovesOrphans(t *testing.T) {
 		t.Fatalf("live session broken after reconciling: %q", got)
 	}
 }
+
+// A daemon at max_containers refuses new clients at once; a slot frees when
+// a container is removed, not before.
+func TestMaxContainers(t *testing.T) {
+	h := start(t, svc("a", `["-banner", "a"]`)+svc("b", `["-banner", "b"]`), opts{maxC: 2})
+	a := h.dial("a")
+	readLine(t, a, newReader(a))
+	b := h.dial("b")
+	readLine(t, b, newReader(b))
+	over := h.dial("a")
+	if got := expectClosed(t, over); len(got) != 0 {
+		t.Fatalf("third client got %q; want closed at once", got)
+	}
+	h.waitLog("session end", "outcome=no_capacity")
+	if n := len(dockertest.Owned(t, h.d, h.node)); n != 2 {
+		t.Fatalf("got %d containers; want 2", n)
+	}
+	a.Close()
+	h.waitLog("session end", "service=a", "outcome=closed")
+	dockertest.Eventually(t, 30*time.Second, "container a not removed", func() bool {
+		return len(dockertest.Owned(t, h.d, h.node)) == 1
+	})
+	var c net.Conn
+	dockertest.Eventually(t, 30*time.Second, "no slot freed after the removal", func() bool {
+		c = h.dial("b")
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, err := newReader(c).ReadString('\n')
+		return err == nil && line == "b\n"
+	})
+}

@@ -33,6 +33,7 @@ type harness struct {
 type opts struct {
 	daemonHost string
 	top        string // extra top-level YAML
+	maxC       int    // the daemon's max_containers, if set
 }
 
 func start(t *testing.T, services string, o ...opts) *harness {
@@ -43,11 +44,12 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	if len(o) > 0 && o[0].daemonHost != "" {
 		host = o[0].daemonHost
 	}
-	top := ""
+	top, maxC := "", 100
 	if len(o) > 0 {
 		top = o[0].top
+		maxC = max(o[0].maxC, 1)
 	}
-	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q}\nservices:\n%s", h.node, host, services)
+	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q, max_containers: %d}\nservices:\n%s", h.node, host, maxC, services)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", yml, err)

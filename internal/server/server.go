@@ -86,6 +86,7 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) listen() error {
 	// One daemon for now: placement over many is the scheduler's job.
 	b := s.daemons[0]
+	slots := session.NewSlots(s.cfg.Daemons[0].MaxContainers)
 	for _, sc := range s.cfg.Services {
 		ln, err := net.Listen("tcp", sc.Listen)
 		if err != nil {
@@ -93,7 +94,7 @@ func (s *Server) listen() error {
 			return fmt.Errorf("service %s: listen on %s: %w", sc.Name, sc.Listen, err)
 		}
 		s.lns = append(s.lns, ln)
-		s.services = append(s.services, session.New(sc, s.cfg.Node, b, s.log))
+		s.services = append(s.services, session.New(sc, s.cfg.Node, b, slots, s.log))
 		s.log.Info("listening", "service", sc.Name, "addr", ln.Addr().String(), "image", sc.Image)
 	}
 	return nil

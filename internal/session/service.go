@@ -23,6 +23,7 @@ type Service struct {
 	cfg     config.Service
 	spec    ganger.Spec // template: Name and the session label are set per session
 	backend Backend
+	slots   *Slots // the daemon's max_containers, shared with its other services
 	log     *slog.Logger
 
 	ctx    context.Context // cancelled to force every session to end
@@ -36,15 +37,16 @@ type Service struct {
 	cleanup  sync.WaitGroup  // background container removals
 }
 
-// New returns a Service for cfg that places containers on b and labels them
-// as owned by node.
-func New(cfg config.Service, node string, b Backend, log *slog.Logger) *Service {
+// New returns a Service for cfg that places containers on b, within slots,
+// and labels them as owned by node.
+func New(cfg config.Service, node string, b Backend, slots *Slots, log *slog.Logger) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		name:    cfg.Name,
 		cfg:     cfg,
 		spec:    specFor(cfg, node),
 		backend: b,
+		slots:   slots,
 		log:     log.With("service", cfg.Name),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -215,6 +217,7 @@ func (s *Service) release(session, target string, log *slog.Logger) {
 
 func (s *Service) remove(session, target string, log *slog.Logger) {
 	defer s.cleanup.Done()
+	defer s.slots.Release()
 	defer s.setLive(session, false)
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {

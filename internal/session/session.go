@@ -20,8 +20,9 @@ const (
 	outcomeStart      = "start_failed"
 	outcomeExited     = "exited" // the container exited before it was ready
 	outcomeNotReady   = "not_ready"
-	outcomeShutdown   = "shutdown" // Ganger stopped while the container started
-	logLines          = 10         // container output lines logged on early exit
+	outcomeShutdown   = "shutdown"    // Ganger stopped while the container started
+	outcomeCapacity   = "no_capacity" // the daemon has max_containers already
+	logLines          = 10            // container output lines logged on early exit
 )
 
 // session is one client connection and its life.
@@ -47,12 +48,19 @@ func (s *Service) handle(conn *net.TCPConn) {
 	ss := &session{svc: s, id: newID(), client: conn, begin: time.Now()}
 	ss.log = s.log.With("session", ss.id)
 	ss.log.Info("session start", "client", conn.RemoteAddr().String())
+	if !s.slots.TryAcquire() {
+		conn.Close()
+		ss.outcome, ss.err = outcomeCapacity, errNoCapacity
+		ss.logEnd()
+		return
+	}
 	s.setLive(ss.id, true)
 	ss.run()
 	if ss.target != "" {
-		s.release(ss.id, ss.target, ss.log)
+		s.release(ss.id, ss.target, ss.log) // frees the slot once removed
 	} else {
 		s.setLive(ss.id, false)
+		s.slots.Release()
 	}
 	ss.logEnd()
 }
@@ -101,8 +109,9 @@ func (ss *session) start(startCtx, ctx context.Context) (*net.TCPConn, error) {
 }
 
 var (
-	errNotReady = errors.New("container not ready within the ready timeout")
-	errExited   = errors.New("container exited before it was ready")
+	errNoCapacity = errors.New("daemon is at max_containers; client refused")
+	errNotReady   = errors.New("container not ready within the ready timeout")
+	errExited     = errors.New("container exited before it was ready")
 )
 
 // ready dials addr until a connect succeeds, with a doubling backoff, and

@@ -56,7 +56,7 @@ func (f *fakeBackend) removals() []string {
 func testService(t *testing.T, b Backend) (*Service, string) {
 	cfg := config.DefaultService()
 	cfg.Name, cfg.Image, cfg.Port = "svc", "img", 7777
-	s := New(cfg, "node1", b, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(cfg, "node1", b, NewSlots(10), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestSessionSpec(t *testing.T) {
 	cfg := config.DefaultService()
 	cfg.Name, cfg.Image, cfg.Port = "svc", "img", 7777
 	cfg.Env = map[string]string{"B": "2", "A": "1"}
-	s := New(cfg, "node1", &fakeBackend{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(cfg, "node1", &fakeBackend{}, NewSlots(10), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	spec := s.sessionSpec("abc")
 	want := map[string]string{ganger.LabelManaged: "true", ganger.LabelService: "svc", ganger.LabelOwner: "node1", ganger.LabelSession: "abc"}
 	for k, v := range want {
