@@ -47,7 +47,9 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	top, maxC := "", 100
 	if len(o) > 0 {
 		top = o[0].top
-		maxC = max(o[0].maxC, 1)
+		if o[0].maxC > 0 {
+			maxC = o[0].maxC
+		}
 	}
 	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q, max_containers: %d}\nservices:\n%s", h.node, host, maxC, services)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
