@@ -77,7 +77,7 @@ func (ss *session) run() {
 	defer cancelT()
 	early := startEarly(ss.client, stop)
 
-	upstream, err := ss.start(startCtx, ctx)
+	upstream, err := ss.start(startCtx)
 	if err != nil {
 		early.handOver()
 		ss.fail(err)
@@ -90,8 +90,8 @@ func (ss *session) run() {
 
 // start creates and starts the session's container and returns a connection
 // to it once it answers. startCtx bounds the start (ready timeout, client
-// gone); ctx is the session's whole life, which the container watch needs.
-func (ss *session) start(startCtx, ctx context.Context) (*net.TCPConn, error) {
+// gone, shutdown).
+func (ss *session) start(startCtx context.Context) (*net.TCPConn, error) {
 	b := ss.svc.backend
 	spec := ss.svc.sessionSpec(ss.id)
 	ss.daemon = b.Name()
@@ -105,7 +105,7 @@ func (ss *session) start(startCtx, ctx context.Context) (*net.TCPConn, error) {
 	if err != nil {
 		return nil, stepError{outcomeStart, err}
 	}
-	return ss.ready(startCtx, addr, b.Wait(ctx, id))
+	return ss.ready(startCtx, addr, id)
 }
 
 var (
@@ -115,14 +115,20 @@ var (
 )
 
 // ready dials addr until a connect succeeds, with a doubling backoff, and
-// gives up when ctx ends or the container exits.
-func (ss *session) ready(ctx context.Context, addr string, exited <-chan ganger.Exit) (*net.TCPConn, error) {
+// gives up when ctx ends or the container exits. The exit is watched beside
+// the dials, not before them, and only until ready: after that a dead
+// container shows as its connection closing.
+func (ss *session) ready(ctx context.Context, addr, id string) (*net.TCPConn, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	seen := make(chan ganger.Exit, 1)
 	go func() {
 		select {
-		case e := <-exited:
+		case e := <-ss.svc.backend.Wait(ctx, id):
+			if e.Err != nil { // the watch failed, not the container
+				cancel(stepError{outcomeStart, fmt.Errorf("watch container: %w", e.Err)})
+				return
+			}
 			seen <- e
 			cancel(errExited)
 		case <-ctx.Done():
