@@ -23,9 +23,40 @@ type Config struct {
 	// Default 1m; 0 disables (start-up and shutdown sweeps still run).
 	Reconcile Duration `yaml:"reconcile"`
 
-	Log      Log       `yaml:"log"`
-	Daemons  []Daemon  `yaml:"daemons"`
-	Services []Service `yaml:"services"`
+	Log        Log        `yaml:"log"`
+	Limits     Global     `yaml:"limits"`
+	Health     Health     `yaml:"health"`
+	Registries []Registry `yaml:"registries"`
+	Daemons    []Daemon   `yaml:"daemons"`
+	Services   []Service  `yaml:"services"`
+}
+
+// Global caps the whole node.
+type Global struct {
+	// MaxSessions caps the sessions of every service together; a session
+	// counts until its container is removed. 0 means no cap.
+	MaxSessions int `yaml:"max_sessions"`
+}
+
+// Health says how daemons are watched.
+type Health struct {
+	// Interval between pings of each daemon. Default 2s.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one ping. Default 2s.
+	Timeout Duration `yaml:"timeout"`
+	// Failures in a row that mark a daemon down. Default 3.
+	Failures int `yaml:"failures"`
+}
+
+// Registry holds credentials for pulling from one registry. Registries not
+// listed here use ~/.docker/config.json, if it has them.
+type Registry struct {
+	// Host is the registry's host[:port] as written in image names.
+	Host     string `yaml:"host"`
+	Username string `yaml:"username"`
+	// Password, or PasswordFile: a file holding it (trailing newline cut).
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // Log configures structured logging.
@@ -90,11 +121,51 @@ type Service struct {
 	// Network is the Docker network containers join. Default "bridge".
 	Network string `yaml:"network"`
 
+	// Pull is when the image is pulled onto each daemon: "missing"
+	// (default), "always" (at start-up and whenever a daemon comes up), or
+	// "never" (it must be there already).
+	Pull string `yaml:"pull"`
+	// Placement chooses the daemon: "spread" (default: the least utilised,
+	// load rotating among equals) or "binpack" (the fullest that has room).
+	Placement string `yaml:"placement"`
+	// MaxContainers caps this service's containers over all daemons. 0: no cap.
+	MaxContainers int `yaml:"max_containers"`
+	// Queue holds clients while there is no room.
+	Queue Queue `yaml:"queue"`
+	// PerIP caps concurrent sessions from one client address. 0: no cap.
+	PerIP int `yaml:"per_ip"`
+	// PerIPRate caps new sessions per second from one client address.
+	PerIPRate Rate `yaml:"per_ip_rate"`
+	// ProxyProtocol requires a PROXY protocol (v1 or v2) header from a
+	// trusted proxy on every connection; others are refused.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
+	// TrustedProxies are the CIDRs (or addresses) allowed to send PROXY headers.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
 	Ready    Ready    `yaml:"ready"`
 	Timeouts Timeouts `yaml:"timeouts"`
 	Limits   Limits   `yaml:"limits"`
 
 	decodeErr error
+}
+
+// Queue is a service's FIFO of clients waiting for room.
+type Queue struct {
+	// Max is the most clients waiting; past it a client is refused at once.
+	// Default 100; 0 refuses whenever there is no room.
+	Max int `yaml:"max"`
+	// Timeout is the longest a client waits. Default 30s.
+	Timeout Duration `yaml:"timeout"`
+	// RejectMessage, if set, is written (with a newline) to a refused client.
+	RejectMessage string `yaml:"reject_message"`
+}
+
+// Rate is a token bucket: Rate new sessions per second, bursts of Burst.
+type Rate struct {
+	// Rate per second; 0 means no limit.
+	Rate float64 `yaml:"rate"`
+	// Burst is the most sessions at once. Default: Rate rounded up, at least 1.
+	Burst int `yaml:"burst"`
 }
 
 // Ready says how Ganger decides a container is ready: a TCP connect to its
@@ -156,4 +227,8 @@ const (
 	DefaultCPUs          = 1.0
 	DefaultPids          = 128
 	DefaultReconcile     = time.Minute
+	DefaultQueueMax      = 100
+	DefaultQueueTimeout  = 30 * time.Second
+	DefaultHealthEvery   = 2 * time.Second
+	DefaultHealthFails   = 3
 )

@@ -2,9 +2,12 @@ package config
 
 import (
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const minimal = `node: n1
@@ -46,8 +49,13 @@ func TestExampleWritesEveryDefault(t *testing.T) {
 	want := DefaultService()
 	want.Name, want.Listen, want.Image, want.Port, want.Cmd = s.Name, s.Listen, s.Image, s.Port, s.Cmd
 	want.Entrypoint, want.Env, want.Limits.Tmpfs, want.Limits.CapAdd = []string{}, map[string]string{}, map[string]string{}, []string{}
+	want.TrustedProxies = []string{}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("example service differs from the defaults:\ngot  %+v\nwant %+v", s, want)
+	}
+	def := defaultConfig()
+	if cfg.Health != def.Health || cfg.Limits != def.Limits || cfg.Reconcile != def.Reconcile {
+		t.Fatalf("example top level differs from the defaults: health %+v limits %+v reconcile %v", cfg.Health, cfg.Limits, cfg.Reconcile)
 	}
 	d := DaemonFromEnv()
 	d.applyDefaults()
@@ -87,6 +95,12 @@ func TestErrors(t *testing.T) {
 		{"bad daemon host", "daemons:\n  - {name: a, host: http://x}\n" + svc(""), `t.yaml:2: daemons[0].host: want unix:///path or tcp://host:port`},
 		{"duplicate daemon", "daemons:\n  - {name: a, host: unix:///x}\n  - {name: a, host: unix:///y}\n" + svc(""), `t.yaml:3: daemons[1].name: daemon "a" is already defined`},
 		{"tls file missing", "daemons:\n  - name: a\n    host: tcp://h:2376\n    tls: {ca: /nope/ca.pem, cert: /nope/c.pem, key: /nope/k.pem}\n" + svc(""), `t.yaml:4: daemons[0].tls.ca: cannot read /nope/ca.pem`},
+		{"bad placement", svc("    placement: random\n"), `t.yaml:6: services[0].placement: want spread or binpack, got "random"`},
+		{"bad pull", svc("    pull: sometimes\n"), `t.yaml:6: services[0].pull: want missing, always or never`},
+		{"proxy protocol without trusted", svc("    proxy_protocol: true\n"), `services[0].trusted_proxies: missing: proxy_protocol needs`},
+		{"bad trusted proxy", svc("    proxy_protocol: true\n    trusted_proxies: [10.0.0.0/8, bogus]\n"), `t.yaml:7: services[0].trusted_proxies[1]: want a CIDR`},
+		{"negative queue", svc("    queue: {max: -1}\n"), `t.yaml:6: services[0].queue.max: want 0 (no queue) or more`},
+		{"registry without password", "registries:\n  - {host: r:5000, username: u}\n" + svc(""), `t.yaml:2: registries[0].password: missing`},
 		{"bad log format", "log: {format: xml}\n" + svc(""), `t.yaml:1: log.format: want text or json, got "xml"`},
 	}
 	for _, tt := range tests {
@@ -123,4 +137,43 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q): want an error", in)
 		}
 	}
+}
+
+// Every key Ganger knows is written out in the example, so that it stays
+// the complete reference users read.
+func TestExampleWritesEveryKey(t *testing.T) {
+	data, err := os.ReadFile("../../examples/ganger.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	pos, _ := index(&doc, reflect.TypeFor[Config]())
+	var want func(t reflect.Type, path string)
+	want = func(typ reflect.Type, path string) {
+		for name, ft := range yamlFields(typ) {
+			p := join(path, name)
+			if p == "daemons[0].tls" {
+				continue // valid for tcp:// daemons only; the example's is unix://, and shows it in a comment
+			}
+			if _, ok := pos.byPath[p]; !ok {
+				t.Errorf("examples/ganger.yaml lacks %s", p)
+				continue
+			}
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			switch {
+			case ft.Kind() == reflect.Struct && !isScalarType(ft):
+				want(ft, p)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				if _, ok := pos.byPath[p+"[0]"]; ok { // an empty list shows its entries in a comment
+					want(ft.Elem(), p+"[0]")
+				}
+			}
+		}
+	}
+	want(reflect.TypeFor[Config](), "")
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -27,7 +28,10 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 // DefaultService is a service with every default filled in.
 func DefaultService() Service {
 	return Service{
-		Network: DefaultNetwork,
+		Network:   DefaultNetwork,
+		Pull:      "missing",
+		Placement: "spread",
+		Queue:     Queue{Max: DefaultQueueMax, Timeout: Duration(DefaultQueueTimeout)},
 		Ready: Ready{
 			Timeout:    Duration(DefaultReadyTimeout),
 			Backoff:    Duration(DefaultReadyBackoff),
@@ -75,6 +79,14 @@ func DaemonFromEnv() Daemon {
 	return d
 }
 
+// defaultConfig is the top level's defaults, decoded over.
+func defaultConfig() Config {
+	return Config{
+		Reconcile: Duration(DefaultReconcile),
+		Health:    Health{Interval: Duration(DefaultHealthEvery), Timeout: Duration(DefaultHealthEvery), Failures: DefaultHealthFails},
+	}
+}
+
 func (c *Config) applyDefaults() {
 	if c.Node == "" {
 		c.Node, _ = os.Hostname()
@@ -90,6 +102,11 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.Daemons {
 		c.Daemons[i].applyDefaults()
+	}
+	for i := range c.Services {
+		if r := &c.Services[i].PerIPRate; r.Rate > 0 && r.Burst == 0 {
+			r.Burst = max(1, int(math.Ceil(r.Rate)))
+		}
 	}
 }
 

@@ -90,7 +90,7 @@ func parse(data []byte) (*Config, Errors) {
 	if dups := duplicateKeys(&doc); len(dups) > 0 {
 		return nil, append(errs, dups...)
 	}
-	cfg := Config{Reconcile: Duration(DefaultReconcile)}
+	cfg := defaultConfig()
 	if err := doc.Decode(&cfg); err != nil {
 		errs = append(errs, decodeErrors(err, pos)...)
 	}

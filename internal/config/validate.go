@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -55,7 +56,42 @@ func (c *Config) validate(pos *positions) []Error {
 		names[d.Name] = p
 	}
 	v.services(c.Services)
+	v.global(c)
 	return v.errs
+}
+
+func (v *validator) global(c *Config) {
+	if c.Limits.MaxSessions < 0 {
+		v.fail("limits.max_sessions", "want 0 (no cap) or more, got %d", c.Limits.MaxSessions)
+	}
+	if c.Health.Interval <= 0 {
+		v.fail("health.interval", "must be more than 0")
+	}
+	if c.Health.Timeout <= 0 {
+		v.fail("health.timeout", "must be more than 0")
+	}
+	if c.Health.Failures < 1 {
+		v.fail("health.failures", "want at least 1, got %d", c.Health.Failures)
+	}
+	for i, r := range c.Registries {
+		p := fmt.Sprintf("registries[%d]", i)
+		if r.Host == "" {
+			v.fail(p+".host", "missing: the registry's host[:port] as in image names")
+		}
+		if r.Username == "" {
+			v.fail(p+".username", "missing")
+		}
+		switch {
+		case r.Password != "" && r.PasswordFile != "":
+			v.fail(p+".password_file", "give password or password_file, not both")
+		case r.Password == "" && r.PasswordFile == "":
+			v.fail(p+".password", "missing: give password or password_file")
+		case r.PasswordFile != "":
+			if _, err := os.Stat(r.PasswordFile); err != nil {
+				v.fail(p+".password_file", "cannot read %s: %v", r.PasswordFile, err)
+			}
+		}
+	}
 }
 
 func (v *validator) daemon(p string, d Daemon) {
@@ -144,6 +180,51 @@ func (v *validator) service(p string, s Service) {
 	}
 	v.ready(p+".ready", s.Ready)
 	v.limits(p+".limits", s.Limits)
+	v.admission(p, s)
+}
+
+func (v *validator) admission(p string, s Service) {
+	if !oneOf(s.Pull, "missing", "always", "never") {
+		v.fail(p+".pull", "want missing, always or never, got %q", s.Pull)
+	}
+	if !oneOf(s.Placement, "spread", "binpack") {
+		v.fail(p+".placement", "want spread or binpack, got %q", s.Placement)
+	}
+	if s.MaxContainers < 0 {
+		v.fail(p+".max_containers", "want 0 (no cap) or more, got %d", s.MaxContainers)
+	}
+	if s.Queue.Max < 0 {
+		v.fail(p+".queue.max", "want 0 (no queue) or more, got %d", s.Queue.Max)
+	}
+	if s.Queue.Max > 0 && s.Queue.Timeout <= 0 {
+		v.fail(p+".queue.timeout", "must be more than 0 when queue.max is")
+	}
+	if s.PerIP < 0 {
+		v.fail(p+".per_ip", "want 0 (no cap) or more, got %d", s.PerIP)
+	}
+	if s.PerIPRate.Rate < 0 || s.PerIPRate.Burst < 0 {
+		v.fail(p+".per_ip_rate", "rate and burst cannot be negative")
+	}
+	if s.ProxyProtocol && len(s.TrustedProxies) == 0 {
+		v.fail(p+".trusted_proxies", "missing: proxy_protocol needs the CIDRs allowed to send PROXY headers")
+	}
+	for i, c := range s.TrustedProxies {
+		if _, err := ParsePrefix(c); err != nil {
+			v.fail(fmt.Sprintf("%s.trusted_proxies[%d]", p, i), "%v", err)
+		}
+	}
+}
+
+// ParsePrefix parses a CIDR, or a single address as its /32 or /128.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("want a CIDR such as 10.0.0.0/8 or an address, got %q", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 func (v *validator) listen(p, addr string) {
