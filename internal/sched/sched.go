@@ -1,0 +1,242 @@
+// Package sched decides which daemon each new container goes to, under
+// every capacity limit (per daemon, per service, overall), and holds the
+// requests that do not fit in a FIFO queue per service. It is pure logic:
+// no Docker, no network; Ganger tells it what daemons exist, which are up
+// and which have each service's image.
+//
+// A freed slot, a daemon coming up or an image arriving wakes the queued
+// requests that now fit, oldest first; nothing polls.
+package sched
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+)
+
+// ErrQueueFull means the service's queue is at its maximum length.
+var ErrQueueFull = errors.New("no room and the queue is full")
+
+// Policy chooses among the daemons with room.
+type Policy int
+
+const (
+	// Spread takes the least utilised daemon, rotating among equals.
+	Spread Policy = iota
+	// Binpack takes the most utilised daemon that still has room.
+	Binpack
+)
+
+// ServiceLimits are one service's capacity settings.
+type ServiceLimits struct {
+	Policy        Policy
+	MaxContainers int // 0: no cap
+	QueueMax      int // 0: never wait
+}
+
+// Scheduler places containers. Create it with New; it is safe for
+// concurrent use.
+type Scheduler struct {
+	mu       sync.Mutex
+	daemons  []*daemon
+	services map[string]*service
+	maxTotal int // 0: no cap
+	total    int
+	seq      uint64
+	rr       int // where spread's search for a tie starts
+}
+
+type daemon struct {
+	name   string
+	max    int
+	used   int // this node's leases
+	others int // Ganger containers of other nodes, as last reconciled
+	up     bool
+	images map[string]bool // services whose image is present
+}
+
+type service struct {
+	name  string
+	lim   ServiceLimits
+	used  int
+	queue []*waiter
+}
+
+type waiter struct {
+	seq uint64
+	svc *service
+	ch  chan *Lease // buffered: a grant never blocks
+}
+
+// New returns a scheduler with a cap of maxTotal leases overall (0: none).
+// Daemons start down and with no image: see AddDaemon, SetUp, SetImage.
+func New(maxTotal int) *Scheduler {
+	return &Scheduler{services: map[string]*service{}, maxTotal: maxTotal}
+}
+
+// AddDaemon registers a daemon that holds at most max of Ganger's containers.
+func (s *Scheduler) AddDaemon(name string, max int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.daemons = append(s.daemons, &daemon{name: name, max: max, images: map[string]bool{}})
+}
+
+// AddService registers a service and its limits.
+func (s *Scheduler) AddService(name string, lim ServiceLimits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.services[name] = &service{name: name, lim: lim}
+}
+
+// SetUp marks a daemon up (placements may go there) or down.
+func (s *Scheduler) SetUp(name string, up bool) {
+	s.update(name, func(d *daemon) { d.up = up })
+}
+
+// SetImage records whether the service's image is present on the daemon.
+func (s *Scheduler) SetImage(name, service string, ok bool) {
+	s.update(name, func(d *daemon) { d.images[service] = ok })
+}
+
+// SetOthers records how many Ganger containers of other nodes the daemon
+// holds: they share its max_containers.
+func (s *Scheduler) SetOthers(name string, n int) {
+	s.update(name, func(d *daemon) { d.others = n })
+}
+
+func (s *Scheduler) update(name string, f func(*daemon)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.daemons {
+		if d.name == name {
+			f(d)
+		}
+	}
+	s.grant()
+}
+
+// Acquire returns a lease on a slot for one container of service, waiting
+// in the service's queue while there is no room, until ctx is done. It
+// returns ErrQueueFull at once if the queue is full.
+func (s *Scheduler) Acquire(ctx context.Context, service string) (*Lease, error) {
+	s.mu.Lock()
+	svc := s.services[service]
+	if svc == nil {
+		s.mu.Unlock()
+		return nil, errors.New("sched: unknown service " + service)
+	}
+	if len(svc.queue) == 0 {
+		if d := s.place(svc); d != nil {
+			l := s.lease(svc, d)
+			s.mu.Unlock()
+			return l, nil
+		}
+	}
+	if len(svc.queue) >= svc.lim.QueueMax {
+		s.mu.Unlock()
+		return nil, ErrQueueFull
+	}
+	s.seq++
+	w := &waiter{seq: s.seq, svc: svc, ch: make(chan *Lease, 1)}
+	svc.queue = append(svc.queue, w)
+	s.mu.Unlock()
+
+	select {
+	case l := <-w.ch:
+		return l, nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		svc.queue = slices.DeleteFunc(svc.queue, func(x *waiter) bool { return x == w })
+		s.mu.Unlock()
+		select {
+		case l := <-w.ch: // granted while we gave up: hand it back
+			l.Release()
+		default:
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// Queued returns how many requests wait for the service.
+func (s *Scheduler) Queued(service string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if svc := s.services[service]; svc != nil {
+		return len(svc.queue)
+	}
+	return 0
+}
+
+// Used returns the leases held on the named daemon.
+func (s *Scheduler) Used(daemon string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.daemons {
+		if d.name == daemon {
+			return d.used
+		}
+	}
+	return 0
+}
+
+func (s *Scheduler) lease(svc *service, d *daemon) *Lease {
+	d.used++
+	svc.used++
+	s.total++
+	return &Lease{s: s, svc: svc, d: d}
+}
+
+// grant hands freed room to queued requests, oldest first. A request that
+// does not fit does not block a younger one of another service (whose
+// limits differ); within a service order is kept, since what stops the
+// oldest stops the rest.
+func (s *Scheduler) grant() {
+	var all []*waiter
+	for _, svc := range s.services {
+		all = append(all, svc.queue...)
+	}
+	slices.SortFunc(all, func(a, b *waiter) int { return cmp.Compare(a.seq, b.seq) })
+	blocked := map[*service]bool{}
+	for _, w := range all {
+		if blocked[w.svc] {
+			continue
+		}
+		d := s.place(w.svc)
+		if d == nil {
+			blocked[w.svc] = true
+			continue
+		}
+		w.svc.queue = slices.DeleteFunc(w.svc.queue, func(x *waiter) bool { return x == w })
+		w.ch <- s.lease(w.svc, d)
+	}
+}
+
+// Lease is one container's slot on one daemon. Release it once the
+// container is removed.
+type Lease struct {
+	s        *Scheduler
+	svc      *service
+	d        *daemon
+	released bool
+}
+
+// Daemon is the name of the daemon the container goes to.
+func (l *Lease) Daemon() string { return l.d.name }
+
+// Release frees the slot and wakes whoever it now fits. It is safe to call
+// more than once.
+func (l *Lease) Release() {
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.released {
+		return
+	}
+	l.released = true
+	l.d.used--
+	l.svc.used--
+	s.total--
+	s.grant()
+}
