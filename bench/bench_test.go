@@ -49,7 +49,7 @@ func node(b *testing.B, cmd string) (addr string, nodeID string, d *docker.Daemo
 func direct(b *testing.B, dial string) *docker.Daemon {
 	cfg := config.DaemonFromEnv()
 	cfg.Advertise, cfg.PublishIP, cfg.Dial = "127.0.0.1", "127.0.0.1", dial
-	d, err := docker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := docker.New(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

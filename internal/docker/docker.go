@@ -20,11 +20,13 @@ type Daemon struct {
 	advertise string // host part of the address Ganger dials in published mode
 	publishIP string
 	dialMode  string // "published" or "container"
+	creds     *Credentials
 	log       *slog.Logger
 }
 
-// New returns a Daemon for cfg. It does not contact the engine: Ping does.
-func New(cfg config.Daemon, log *slog.Logger) (*Daemon, error) {
+// New returns a Daemon for cfg that pulls with creds (nil: anonymously).
+// It does not contact the engine: Ping does.
+func New(cfg config.Daemon, creds *Credentials, log *slog.Logger) (*Daemon, error) {
 	opts := []client.Opt{client.WithHost(cfg.Host)}
 	if cfg.TLS != nil {
 		opts = append(opts, client.WithTLSClientConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key))
@@ -42,6 +44,7 @@ func New(cfg config.Daemon, log *slog.Logger) (*Daemon, error) {
 		advertise: cfg.Advertise,
 		publishIP: cfg.PublishIP,
 		dialMode:  cfg.Dial,
+		creds:     creds,
 		log:       log.With("daemon", cfg.Name),
 	}, nil
 }

@@ -10,21 +10,31 @@ import (
 	"github.com/moby/moby/client"
 )
 
-// EnsureImage makes sure ref is present on the daemon, pulling it if
-// missing and logging the pull's progress.
-func (d *Daemon) EnsureImage(ctx context.Context, ref string) error {
+// EnsureImage makes sure ref is present on the daemon, under a pull
+// policy: "missing" pulls it if absent, "always" pulls it anyway, "never"
+// only checks. A pull logs its progress.
+func (d *Daemon) EnsureImage(ctx context.Context, ref, policy string) error {
 	_, err := d.cli.ImageInspect(ctx, ref)
-	if err == nil {
-		return nil
-	}
-	if !cerrdefs.IsNotFound(err) {
+	switch {
+	case err != nil && !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("inspect image %s on %s: %w", ref, d.name, err)
+	case err != nil && policy == "never":
+		return fmt.Errorf("image %s is not on daemon %s, and its pull policy is never", ref, d.name)
+	case err == nil && policy != "always":
+		return nil
+	case err != nil:
+		d.log.Info("image missing, pulling", "image", ref)
+	default:
+		d.log.Info("pulling image (pull: always)", "image", ref)
 	}
-	d.log.Info("image missing, pulling", "image", ref)
+	return d.pull(ctx, ref)
+}
+
+func (d *Daemon) pull(ctx context.Context, ref string) error {
 	start := time.Now()
-	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{})
+	resp, err := d.cli.ImagePull(ctx, ref, client.ImagePullOptions{RegistryAuth: d.creds.For(ref)})
 	if err != nil {
-		return fmt.Errorf("image %s is not on daemon %s and cannot be pulled: %w", ref, d.name, err)
+		return fmt.Errorf("image %s cannot be pulled onto daemon %s: %w", ref, d.name, err)
 	}
 	for msg, err := range resp.JSONMessages(ctx) {
 		if err != nil {

@@ -30,7 +30,7 @@ func Daemon(t testing.TB) *docker.Daemon {
 	}
 	cfg := config.DaemonFromEnv()
 	cfg.Advertise, cfg.PublishIP, cfg.Dial = "127.0.0.1", "127.0.0.1", "container"
-	d, err := docker.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := docker.New(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func Daemon(t testing.TB) *docker.Daemon {
 	if _, err := d.Ping(ctx); err != nil {
 		t.Fatalf("no Docker Engine answers (run `make docker`, or make test-unit): %v", err)
 	}
-	if err := d.EnsureImage(ctx, Image); err != nil {
+	if err := d.EnsureImage(ctx, Image, "never"); err != nil {
 		t.Fatalf("demo image missing (run `make image`): %v", err)
 	}
 	return d

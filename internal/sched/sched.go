@@ -240,3 +240,15 @@ func (l *Lease) Release() {
 	s.total--
 	s.grant()
 }
+
+// HasImage reports whether the service's image is on the named daemon.
+func (s *Scheduler) HasImage(daemon, service string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.daemons {
+		if d.name == daemon {
+			return d.images[service]
+		}
+	}
+	return false
+}

@@ -88,19 +88,24 @@ func (r *socketRelay) down() {
 	r.conns = nil
 }
 
+// The daemon becomes unreachable: the session's create fails, the daemon
+// is found down at once and marked so, and with no other daemon and no
+// queue the client is closed at once. When it answers again it is used.
 func TestDaemonUnreachable(t *testing.T) {
 	relay := newRelay(t)
-	h := start(t, svc("echo", `["-banner", "hi"]`), opts{daemonHost: "unix://" + relay.path})
+	h := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 0}"), opts{daemonHost: "unix://" + relay.path, top: "health: {interval: 100ms}\n"})
 	relay.down()
 	c := h.dial("echo")
 	if got := expectClosed(t, c); len(got) != 0 {
 		t.Fatalf("got %q; want the client closed", got)
 	}
-	line := h.waitLog("session end", "outcome=create_failed")
+	h.waitLog("daemon down", "daemon=local")
+	line := h.waitLog("session end", "outcome=queue_full")
 	if !strings.Contains(line, "err=") {
 		t.Fatalf("end line does not say why: %s", line)
 	}
 	relay.up()
+	h.waitLog("daemon up again", "daemon=local")
 	c = h.dial("echo")
 	if got := readLine(t, c, newReader(c)); got != "hi" {
 		t.Fatalf("after the daemon came back: got %q; want hi", got)
@@ -214,10 +219,10 @@ func TestReconcilerRemovesOrphans(t *testing.T) {
 	}
 }
 
-// A daemon at max_containers refuses new clients at once; a slot frees when
-// a container is removed, not before.
+// A daemon at max_containers, with no queue, refuses new clients at once; a
+// slot frees when a container is removed, not before.
 func TestMaxContainers(t *testing.T) {
-	h := start(t, svc("a", `["-banner", "a"]`)+svc("b", `["-banner", "b"]`), opts{maxC: 2})
+	h := start(t, svc("a", `["-banner", "a"]`, "queue: {max: 0}")+svc("b", `["-banner", "b"]`, "queue: {max: 0}"), opts{maxC: 2})
 	a := h.dial("a")
 	readLine(t, a, newReader(a))
 	b := h.dial("b")
@@ -226,7 +231,7 @@ func TestMaxContainers(t *testing.T) {
 	if got := expectClosed(t, over); len(got) != 0 {
 		t.Fatalf("third client got %q; want closed at once", got)
 	}
-	h.waitLog("session end", "outcome=no_capacity")
+	h.waitLog("session end", "outcome=queue_full")
 	if n := len(dockertest.Owned(t, h.d, h.node)); n != 2 {
 		t.Fatalf("got %d containers; want 2", n)
 	}

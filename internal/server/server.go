@@ -1,7 +1,7 @@
 // Package server wires a loaded configuration into a running Ganger node:
 // it checks every daemon, makes every image present, sweeps what an earlier
-// run of this node left behind, listens for every service, and shuts all of
-// it down in order.
+// run of this node left behind, listens for every service, watches the
+// daemons' health, and shuts all of it down in order.
 package server
 
 import (
@@ -16,6 +16,7 @@ import (
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/docker"
+	"github.com/ganger-dev/ganger/internal/sched"
 	"github.com/ganger-dev/ganger/internal/session"
 )
 
@@ -23,7 +24,7 @@ import (
 type Daemon interface {
 	session.Backend
 	Ping(ctx context.Context) (apiVersion string, err error)
-	EnsureImage(ctx context.Context, ref string) error
+	EnsureImage(ctx context.Context, ref, policy string) error
 	ListManaged(ctx context.Context, owner string) ([]ganger.Managed, error)
 	Close() error
 }
@@ -40,53 +41,76 @@ const CleanupTimeout = time.Minute
 type Server struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	daemons  []Daemon
+	members  []*member
+	sched    *sched.Scheduler
+	cluster  *session.Cluster
 	services []*session.Service
 	lns      []net.Listener
 }
 
+// member is one daemon and what the server knows of its health.
+type member struct {
+	d    Daemon
+	name string
+
+	mu    sync.Mutex
+	up    bool
+	fails int // failed pings in a row
+}
+
+func (m *member) isUp() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.up
+}
+
 // New connects nothing yet: Start does.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log}
+	creds, err := docker.LoadCredentials(cfg.Registries)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, sched: sched.New(cfg.Limits.MaxSessions)}
+	var backends []session.Backend
 	for _, dc := range cfg.Daemons {
-		d, err := docker.New(dc, log)
+		d, err := docker.New(dc, creds, log)
 		if err != nil {
 			s.closeDaemons()
 			return nil, err
 		}
-		s.daemons = append(s.daemons, d)
+		s.members = append(s.members, &member{d: d, name: dc.Name})
+		s.sched.AddDaemon(dc.Name, dc.MaxContainers)
+		backends = append(backends, d)
 	}
+	s.cluster = session.NewCluster(s.sched, backends...)
+	s.cluster.Suspect = s.suspect
 	return s, nil
 }
 
-// Start readies the node: every daemon answers, every image is present,
-// orphans of an earlier run are removed, and every service listens. On
-// error nothing is left listening.
+// Start readies the node: daemons that answer are swept of this node's
+// leftovers and given every image; every service listens. It fails if no
+// daemon answers, or a service's image is on none that does. On error
+// nothing is left listening.
 func (s *Server) Start(ctx context.Context) error {
-	for _, d := range s.daemons {
-		v, err := d.Ping(ctx)
-		if err != nil {
-			return err
-		}
-		s.log.Info("daemon answers", "daemon", d.Name(), "api_version", v)
-	}
-	for _, d := range s.daemons {
-		for _, svc := range s.cfg.Services {
-			if err := d.EnsureImage(ctx, svc.Image); err != nil {
-				return fmt.Errorf("service %s: %w", svc.Name, err)
-			}
+	var errs []error
+	for _, m := range s.members {
+		if err := s.join(ctx, m, "start-up"); err != nil {
+			s.log.Warn("daemon not used for now; health checks will retry", "daemon", m.name, "err", err)
+			errs = append(errs, err)
 		}
 	}
-	if err := s.sweep(ctx, "start-up"); err != nil {
-		return err
+	if len(errs) == len(s.members) {
+		return fmt.Errorf("no daemon answers: %w", errors.Join(errs...))
+	}
+	for _, svc := range s.cfg.Services {
+		if !s.imageSomewhere(svc.Name) {
+			return fmt.Errorf("service %s: image %s is on no daemon that answers (see the log)", svc.Name, svc.Image)
+		}
 	}
 	return s.listen()
 }
 
 func (s *Server) listen() error {
-	// One daemon for now: placement over many is the scheduler's job.
-	b := s.daemons[0]
-	slots := session.NewSlots(s.cfg.Daemons[0].MaxContainers)
 	for _, sc := range s.cfg.Services {
 		ln, err := net.Listen("tcp", sc.Listen)
 		if err != nil {
@@ -94,8 +118,8 @@ func (s *Server) listen() error {
 			return fmt.Errorf("service %s: listen on %s: %w", sc.Name, sc.Listen, err)
 		}
 		s.lns = append(s.lns, ln)
-		s.services = append(s.services, session.New(sc, s.cfg.Node, b, slots, s.log))
-		s.log.Info("listening", "service", sc.Name, "addr", ln.Addr().String(), "image", sc.Image)
+		s.services = append(s.services, session.New(sc, s.cfg.Node, s.cluster, s.log))
+		s.log.Info("listening", "service", sc.Name, "addr", ln.Addr().String(), "image", sc.Image, "placement", sc.Placement)
 	}
 	return nil
 }
@@ -110,11 +134,12 @@ func (s *Server) Addr(service string) net.Addr {
 	return nil
 }
 
-// Serve runs every service until ctx is done, then shuts down: stop
-// accepting; let sessions drain up to each service's drain timeout (or
-// until force is done); end the rest; remove every container; sweep.
+// Serve runs every service, the health checks and the reconciler until ctx
+// is done, then shuts down: stop accepting; let sessions drain up to each
+// service's drain timeout (or until force is done); end the rest; remove
+// every container; sweep.
 func (s *Server) Serve(ctx, force context.Context) error {
-	var wg sync.WaitGroup
+	var wg, bg sync.WaitGroup
 	errc := make(chan error, len(s.services))
 	for i, svc := range s.services {
 		wg.Go(func() {
@@ -123,81 +148,23 @@ func (s *Server) Serve(ctx, force context.Context) error {
 			}
 		})
 	}
-	rctx, stopReconcile := context.WithCancel(context.Background())
+	bgctx, stopBG := context.WithCancel(context.Background())
+	for _, m := range s.members {
+		bg.Go(func() { s.watch(bgctx, m) })
+	}
 	if every := s.cfg.Reconcile.D(); every > 0 {
-		wg.Go(func() { s.reconcileEvery(rctx, every) })
+		bg.Go(func() { s.reconcileEvery(bgctx, every) })
 	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	stopReconcile()
+	stopBG()
+	bg.Wait()
 	s.shutdown(force)
 	wg.Wait()
 	return err
-}
-
-// reconcileEvery removes, every interval, the containers of this node that
-// no live session owns. Missed removals and anything else that slipped
-// through end here rather than at the next restart.
-func (s *Server) reconcileEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.reconcile(ctx)
-		}
-	}
-}
-
-// reconcile removes the containers that were owned neither before they
-// were listed nor after: a session that ended in between has had its
-// container removed already (it stays owned until then), and one that began
-// in between is owned now.
-func (s *Server) reconcile(ctx context.Context) {
-	for _, d := range s.daemons {
-		before := s.liveSessions()
-		found, err := d.ListManaged(ctx, s.cfg.Node)
-		if err != nil {
-			s.log.Warn("reconcile: cannot list containers", "daemon", d.Name(), "err", err)
-			continue
-		}
-		for _, m := range found {
-			if before[m.Labels[ganger.LabelService]+"/"+m.Labels[ganger.LabelSession]] || s.owned(m) {
-				continue
-			}
-			if err := d.Remove(ctx, m.ID); err != nil {
-				s.log.Warn("reconcile: cannot remove orphan", "daemon", d.Name(), "container", m.Name, "err", err)
-				continue
-			}
-			s.log.Info("reconcile: removed orphan", "daemon", d.Name(), "container", m.Name, "service", m.Labels[ganger.LabelService])
-		}
-	}
-}
-
-// liveSessions returns every service/session pair owned now.
-func (s *Server) liveSessions() map[string]bool {
-	live := map[string]bool{}
-	for _, svc := range s.services {
-		for _, id := range svc.Live() {
-			live[svc.Name()+"/"+id] = true
-		}
-	}
-	return live
-}
-
-// owned reports whether a live session of a running service owns m.
-func (s *Server) owned(m ganger.Managed) bool {
-	for _, svc := range s.services {
-		if svc.Name() == m.Labels[ganger.LabelService] {
-			return svc.Owns(m.Labels[ganger.LabelSession])
-		}
-	}
-	return false
 }
 
 func (s *Server) shutdown(force context.Context) {
@@ -219,35 +186,17 @@ func (s *Server) shutdown(force context.Context) {
 			s.log.Error("container removal did not finish", "service", svc.Name(), "err", err)
 		}
 	}
-	if err := s.sweep(ctx, "shutdown"); err != nil {
-		s.log.Error("final sweep failed", "err", err)
+	for _, m := range s.members {
+		if !m.isUp() {
+			s.log.Warn("daemon down at shutdown: its leftovers are swept at the next start", "daemon", m.name)
+			continue
+		}
+		if _, err := s.sweep(ctx, m, "shutdown"); err != nil {
+			s.log.Error("final sweep failed", "daemon", m.name, "err", err)
+		}
 	}
 	s.closeDaemons()
 	s.log.Info("stopped")
-}
-
-// sweep removes every container of this node on every daemon. At start-up
-// they are orphans of an earlier run (a crash, kill -9); at shutdown,
-// anything a removal missed.
-func (s *Server) sweep(ctx context.Context, when string) error {
-	var errs []error
-	for _, d := range s.daemons {
-		found, err := d.ListManaged(ctx, s.cfg.Node)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		removed := 0
-		for _, m := range found {
-			if err := d.Remove(ctx, m.ID); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			removed++
-		}
-		s.log.Info("swept containers of this node", "when", when, "daemon", d.Name(), "owner", s.cfg.Node, "removed", removed)
-	}
-	return errors.Join(errs...)
 }
 
 func (s *Server) closeListeners() {
@@ -258,8 +207,8 @@ func (s *Server) closeListeners() {
 }
 
 func (s *Server) closeDaemons() {
-	for _, d := range s.daemons {
-		d.Close()
+	for _, m := range s.members {
+		m.d.Close()
 	}
 }
 

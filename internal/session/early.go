@@ -29,8 +29,9 @@ type earlyReader struct {
 	halfed bool // the client sent data and then EOF
 }
 
-func startEarly(conn *net.TCPConn, gone func(error)) *earlyReader {
-	r := &earlyReader{conn: conn, gone: gone, done: make(chan struct{})}
+// startEarly starts reading conn; buf holds bytes already read from it.
+func startEarly(conn *net.TCPConn, buf []byte, gone func(error)) *earlyReader {
+	r := &earlyReader{conn: conn, gone: gone, done: make(chan struct{}), buf: buf}
 	go r.run()
 	return r
 }

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/sched"
 )
 
 // Service accepts clients for one configured service and runs a session for
@@ -22,8 +24,9 @@ type Service struct {
 	name    string
 	cfg     config.Service
 	spec    ganger.Spec // template: Name and the session label are set per session
-	backend Backend
-	slots   *Slots // the daemon's max_containers, shared with its other services
+	cluster *Cluster
+	ips     *ipLimits
+	trusted []netip.Prefix // PROXY protocol peers; nil when it is off
 	log     *slog.Logger
 
 	ctx    context.Context // cancelled to force every session to end
@@ -32,26 +35,39 @@ type Service struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	closing  bool
-	live     map[string]bool // sessions whose container may exist, until it is removed
-	sessions sync.WaitGroup  // live sessions
-	cleanup  sync.WaitGroup  // background container removals
+	live     map[string]int // containers per session that may exist, until removed
+	sessions sync.WaitGroup // live sessions
+	cleanup  sync.WaitGroup // background container removals
 }
 
-// New returns a Service for cfg that places containers on b, within slots,
-// and labels them as owned by node.
-func New(cfg config.Service, node string, b Backend, slots *Slots, log *slog.Logger) *Service {
+// New returns a Service for cfg that places containers on the cluster and
+// labels them as owned by node. It registers the service with the
+// cluster's scheduler.
+func New(cfg config.Service, node string, c *Cluster, log *slog.Logger) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	policy := sched.Spread
+	if cfg.Placement == "binpack" {
+		policy = sched.Binpack
+	}
+	c.Sched.AddService(cfg.Name, sched.ServiceLimits{Policy: policy, MaxContainers: cfg.MaxContainers, QueueMax: cfg.Queue.Max})
+	s := &Service{
 		name:    cfg.Name,
 		cfg:     cfg,
 		spec:    specFor(cfg, node),
-		backend: b,
-		slots:   slots,
+		cluster: c,
+		ips:     newIPLimits(cfg),
 		log:     log.With("service", cfg.Name),
 		ctx:     ctx,
 		cancel:  cancel,
-		live:    map[string]bool{},
+		live:    map[string]int{},
 	}
+	if cfg.ProxyProtocol {
+		for _, t := range cfg.TrustedProxies {
+			p, _ := config.ParsePrefix(t) // validated with the config
+			s.trusted = append(s.trusted, p)
+		}
+	}
+	return s
 }
 
 // Owns reports whether the session's container is still Ganger's business:
@@ -60,7 +76,7 @@ func New(cfg config.Service, node string, b Backend, slots *Slots, log *slog.Log
 func (s *Service) Owns(session string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.live[session]
+	return s.live[session] > 0
 }
 
 // Live returns the sessions Owns holds true for, at this moment.
@@ -70,12 +86,15 @@ func (s *Service) Live() []string {
 	return slices.Collect(maps.Keys(s.live))
 }
 
+// setLive counts a container of the session that may exist (live) or one
+// that is gone. A session that fails over to another daemon has two for a
+// while: the one being removed and the new one.
 func (s *Service) setLive(session string, live bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if live {
-		s.live[session] = true
-	} else {
+		s.live[session]++
+	} else if s.live[session]--; s.live[session] <= 0 {
 		delete(s.live, session)
 	}
 }
@@ -208,21 +227,22 @@ func (s *Service) WaitCleanup(ctx context.Context) error {
 }
 
 // release removes a session's container in the background, forced and
-// retried: the client never waits for it. The session stays owned until the
-// removal is done.
-func (s *Service) release(session, target string, log *slog.Logger) {
+// retried: the client never waits for it. The session stays owned, and its
+// lease held, until the removal is done.
+func (s *Service) release(session, target string, lease *sched.Lease, log *slog.Logger) {
 	s.cleanup.Add(1)
-	go s.remove(session, target, log)
+	go s.remove(session, target, lease, log)
 }
 
-func (s *Service) remove(session, target string, log *slog.Logger) {
+func (s *Service) remove(session, target string, lease *sched.Lease, log *slog.Logger) {
 	defer s.cleanup.Done()
-	defer s.slots.Release()
+	defer lease.Release()
 	defer s.setLive(session, false)
+	b := s.cluster.Backend(lease.Daemon())
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := s.backend.Remove(ctx, target)
+		err := b.Remove(ctx, target)
 		cancel()
 		if err == nil {
 			return

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/sched"
 )
 
 // fakeBackend is a Backend whose behaviour each test sets; it records the
@@ -53,10 +54,23 @@ func (f *fakeBackend) removals() []string {
 	return append([]string(nil), f.removed...)
 }
 
+// cluster is a one-daemon cluster over b with room for 10, for service svc.
+func cluster(b Backend) *Cluster {
+	sc := sched.New(0)
+	sc.AddDaemon(b.Name(), 10)
+	sc.SetUp(b.Name(), true)
+	c := NewCluster(sc, b)
+	sc.AddService("svc", sched.ServiceLimits{})
+	sc.SetImage(b.Name(), "svc", true)
+	return c
+}
+
 func testService(t *testing.T, b Backend) (*Service, string) {
 	cfg := config.DefaultService()
 	cfg.Name, cfg.Image, cfg.Port = "svc", "img", 7777
-	s := New(cfg, "node1", b, NewSlots(10), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := cluster(b)
+	s := New(cfg, "node1", c, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c.Sched.SetImage(b.Name(), "svc", true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +141,7 @@ func TestSessionSpec(t *testing.T) {
 	cfg := config.DefaultService()
 	cfg.Name, cfg.Image, cfg.Port = "svc", "img", 7777
 	cfg.Env = map[string]string{"B": "2", "A": "1"}
-	s := New(cfg, "node1", &fakeBackend{}, NewSlots(10), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(cfg, "node1", cluster(&fakeBackend{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	spec := s.sessionSpec("abc")
 	want := map[string]string{ganger.LabelManaged: "true", ganger.LabelService: "svc", ganger.LabelOwner: "node1", ganger.LabelSession: "abc"}
 	for k, v := range want {

@@ -1,0 +1,87 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/ganger-dev/ganger"
+)
+
+// reconcileEvery removes, every interval, the containers of this node that
+// no live session owns, and counts other nodes' containers on each daemon
+// (they share its max_containers).
+func (s *Server) reconcileEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range s.members {
+			if m.isUp() {
+				s.sweep(ctx, m, "reconcile")
+			}
+		}
+	}
+}
+
+// sweep removes the containers of this node on the daemon that were owned
+// by no live session, neither before they were listed nor after: a session
+// that ended in between has had its container removed already (it stays
+// owned until then), and one that began in between is owned now. At
+// start-up nothing is owned: everything of this node is an orphan of an
+// earlier run.
+func (s *Server) sweep(ctx context.Context, m *member, when string) (int, error) {
+	before := s.liveSessions()
+	found, err := m.d.ListManaged(ctx, "")
+	if err != nil {
+		s.log.Warn("cannot list containers", "daemon", m.name, "when", when, "err", err)
+		return 0, err
+	}
+	removed, others := 0, 0
+	for _, c := range found {
+		if c.Labels[ganger.LabelOwner] != s.cfg.Node {
+			others++
+			continue
+		}
+		if before[c.Labels[ganger.LabelService]+"/"+c.Labels[ganger.LabelSession]] || s.owned(c) {
+			continue
+		}
+		if err := m.d.Remove(ctx, c.ID); err != nil {
+			s.log.Warn("cannot remove orphan", "daemon", m.name, "container", c.Name, "err", err)
+			continue
+		}
+		removed++
+		if when == "reconcile" {
+			s.log.Info("reconcile: removed orphan", "daemon", m.name, "container", c.Name, "service", c.Labels[ganger.LabelService])
+		}
+	}
+	s.sched.SetOthers(m.name, others)
+	if when != "reconcile" {
+		s.log.Info("swept containers of this node", "when", when, "daemon", m.name, "owner", s.cfg.Node, "removed", removed)
+	}
+	return removed, nil
+}
+
+// liveSessions returns every service/session pair owned now.
+func (s *Server) liveSessions() map[string]bool {
+	live := map[string]bool{}
+	for _, svc := range s.services {
+		for _, id := range svc.Live() {
+			live[svc.Name()+"/"+id] = true
+		}
+	}
+	return live
+}
+
+// owned reports whether a live session of a running service owns c.
+func (s *Server) owned(c ganger.Managed) bool {
+	for _, svc := range s.services {
+		if svc.Name() == c.Labels[ganger.LabelService] {
+			return svc.Owns(c.Labels[ganger.LabelSession])
+		}
+	}
+	return false
+}
