@@ -28,7 +28,21 @@ func Daemon(t testing.TB) *docker.Daemon {
 	if os.Getenv("GANGER_SKIP_DOCKER") != "" {
 		t.Skip("GANGER_SKIP_DOCKER is set")
 	}
+	d := DaemonAt(t, config.DaemonFromEnv().Host)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.EnsureImage(ctx, Image, "never"); err != nil {
+		t.Fatalf("demo image missing (run `make image`): %v", err)
+	}
+	return d
+}
+
+// DaemonAt returns a handle on the daemon at host, failing t if it does
+// not answer.
+func DaemonAt(t testing.TB, host string) *docker.Daemon {
+	t.Helper()
 	cfg := config.DaemonFromEnv()
+	cfg.Host = host
 	cfg.Advertise, cfg.PublishIP, cfg.Dial = "127.0.0.1", "127.0.0.1", "container"
 	d, err := docker.New(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -38,10 +52,7 @@ func Daemon(t testing.TB) *docker.Daemon {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := d.Ping(ctx); err != nil {
-		t.Fatalf("no Docker Engine answers (run `make docker`, or make test-unit): %v", err)
-	}
-	if err := d.EnsureImage(ctx, Image, "never"); err != nil {
-		t.Fatalf("demo image missing (run `make image`): %v", err)
+		t.Fatalf("no Docker Engine answers at %s (run `make docker`, or make test-unit): %v", host, err)
 	}
 	return d
 }

@@ -34,6 +34,7 @@ type opts struct {
 	daemonHost string
 	top        string // extra top-level YAML
 	maxC       int    // the daemon's max_containers, if set
+	daemons    string // the daemons list's YAML, replacing the local daemon
 }
 
 func start(t *testing.T, services string, o ...opts) *harness {
@@ -51,7 +52,11 @@ func start(t *testing.T, services string, o ...opts) *harness {
 			maxC = o[0].maxC
 		}
 	}
-	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n  - {name: local, host: %q, max_containers: %d}\nservices:\n%s", h.node, host, maxC, services)
+	daemons := fmt.Sprintf("  - {name: local, host: %q, max_containers: %d}\n", host, maxC)
+	if len(o) > 0 && o[0].daemons != "" {
+		daemons = o[0].daemons
+	}
+	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n%sservices:\n%s", h.node, daemons, services)
 	cfg, err := config.Parse("test.yaml", []byte(yml))
 	if err != nil {
 		t.Fatalf("config:\n%s\n%v", yml, err)
