@@ -30,6 +30,7 @@ func (s *Server) join(ctx context.Context, m *member, when string) error {
 	m.mu.Lock()
 	m.up, m.fails = true, 0
 	m.mu.Unlock()
+	s.cluster.Up(m.name)
 	s.sched.SetUp(m.name, true)
 	return nil
 }

@@ -21,11 +21,12 @@ type Cluster struct {
 	backends map[string]Backend
 	life     map[string]context.Context
 	end      map[string]context.CancelFunc
+	down     map[string]bool
 }
 
 // NewCluster returns a cluster over the given backends.
 func NewCluster(s *sched.Scheduler, backends ...Backend) *Cluster {
-	c := &Cluster{Sched: s, backends: map[string]Backend{}, life: map[string]context.Context{}, end: map[string]context.CancelFunc{}}
+	c := &Cluster{Sched: s, backends: map[string]Backend{}, life: map[string]context.Context{}, end: map[string]context.CancelFunc{}, down: map[string]bool{}}
 	for _, b := range backends {
 		c.backends[b.Name()] = b
 		c.life[b.Name()], c.end[b.Name()] = context.WithCancel(context.Background())
@@ -52,10 +53,24 @@ func (c *Cluster) lifeOf(daemon string) context.Context {
 func (c *Cluster) Down(daemon string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.down[daemon] = true
 	if end := c.end[daemon]; end != nil {
 		end()
 		c.life[daemon], c.end[daemon] = context.WithCancel(context.Background())
 	}
+}
+
+// Up records that the daemon answers again.
+func (c *Cluster) Up(daemon string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down[daemon] = false
+}
+
+func (c *Cluster) isDown(daemon string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.down[daemon]
 }
 
 func (c *Cluster) suspect(daemon string) bool {

@@ -247,6 +247,10 @@ func (s *Service) remove(session, target string, lease *sched.Lease, log *slog.L
 		if err == nil {
 			return
 		}
+		if s.cluster.isDown(lease.Daemon()) {
+			log.Info("daemon down: its container is removed when it rejoins", "container", target)
+			return
+		}
 		if attempt == 5 {
 			log.Error("cannot remove container; the reconciler will retry", "container", target, "err", err)
 			return
