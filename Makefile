@@ -39,8 +39,9 @@ test-unit:
 	GANGER_SKIP_DOCKER=1 $(GO) test -count=1 -short ./...
 
 ## bench: benchmarks against a baseline measured in the same run
-bench: image
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 20x ./bench/
+bench: image test-deps
+	$(GO) test -count=1 -run '^$$' -bench 'ColdTTFB|Throughput' -benchtime 20x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'Burst20' -benchtime 5x ./bench/
 
 vet:
 	$(GO) vet ./...

@@ -22,10 +22,15 @@ import (
 )
 
 // node runs an in-process Ganger with one echo service; cmd is its YAML.
-func node(b *testing.B, cmd string) (addr string, nodeID string, d *docker.Daemon) {
+// daemons, if given, is the YAML of its daemons list.
+func node(b *testing.B, cmd string, daemons ...string) (addr string, nodeID string, d *docker.Daemon) {
 	d = dockertest.Daemon(b)
 	nodeID = dockertest.Node(b, d)
-	yml := fmt.Sprintf("node: %s\nservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: %s}\n", nodeID, dockertest.Image, cmd)
+	ds := ""
+	if len(daemons) > 0 {
+		ds = "daemons:\n" + daemons[0]
+	}
+	yml := fmt.Sprintf("node: %s\n%sservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: %s}\n", nodeID, ds, dockertest.Image, cmd)
 	cfg, err := config.Parse("bench.yaml", []byte(yml))
 	if err != nil {
 		b.Fatal(err)
