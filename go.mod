@@ -9,7 +9,8 @@ require (
 	github.com/moby/moby/client v0.6.2
 	github.com/pires/go-proxyproto v0.15.0
 	go.yaml.in/yaml/v3 v3.0.6
-	golang.org/x/sys v0.33.0
+	golang.org/x/crypto v0.58.0
+	golang.org/x/sys v0.49.0
 	golang.org/x/time v0.16.0
 )
 

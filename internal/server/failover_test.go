@@ -135,3 +135,61 @@ func TestImagesOnEveryDaemon(t *testing.T) {
 		t.Fatalf("%d of 2 never-pull sessions on the daemon with the image", n)
 	}
 }
+
+// Pulls log in with credentials from Ganger's config or from the Docker
+// CLI's config.json; without them the registry refuses and start-up says so.
+// pull: always pulls even an image that is present.
+func TestRegistryCredentials(t *testing.T) {
+	reg := dockertest.AuthRegistry(t, "ganger", "s3cret")
+	cli := t.TempDir() // the CLI's login goes here, not into root's own config
+	ref := reg + "/ganger-echo:auth-" + randHex()
+	dockertest.Docker(t, "tag", dockertest.Image, ref)
+	t.Cleanup(func() { exec.Command("docker", "rmi", ref).Run() })
+	login := exec.Command("docker", "--config", cli, "login", "-u", "ganger", "--password-stdin", reg)
+	login.Stdin = strings.NewReader("s3cret")
+	if out, err := login.CombinedOutput(); err != nil {
+		t.Fatalf("docker login: %v: %s", err, out)
+	}
+	dockertest.Docker(t, "--config", cli, "push", ref)
+	service := strings.Replace(svc("private", `["-banner", "hi"]`), dockertest.Image, ref, 1)
+
+	t.Run("none", func(t *testing.T) {
+		t.Setenv("DOCKER_CONFIG", t.TempDir())
+		dockertest.Docker(t, "rmi", ref)
+		err := startErr(t, service, "")
+		if err == nil || !strings.Contains(err.Error(), ref) || !strings.Contains(err.Error(), "auth") {
+			t.Fatalf("got %v; want start-up to fail naming %s, for want of authentication", err, ref)
+		}
+		t.Log(err)
+	})
+	t.Run("config", func(t *testing.T) {
+		t.Setenv("DOCKER_CONFIG", t.TempDir())
+		exec.Command("docker", "rmi", ref).Run()
+		h := start(t, service, opts{top: fmt.Sprintf("registries:\n  - {host: %q, username: ganger, password: s3cret}\n", reg)})
+		h.waitLog("image pulled", ref)
+		openSessions(t, h, "private", 1)
+	})
+	t.Run("docker config.json, pull always", func(t *testing.T) {
+		t.Setenv("DOCKER_CONFIG", cli)
+		h := start(t, strings.Replace(service, "    port:", "    pull: always\n    port:", 1)) // present: pulled anyway
+		h.waitLog("pulling image (pull: always)", ref)
+		h.waitLog("image pulled", ref)
+		openSessions(t, h, "private", 1)
+	})
+}
+
+// Containers of other Ganger nodes on a shared daemon count against its
+// max_containers, as seen at each reconcile.
+func TestOtherNodesShareCapacity(t *testing.T) {
+	a := start(t, svc("echo", `["-banner", "hi"]`), opts{maxC: 2})
+	openSessions(t, a, "echo", 2)
+	b := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 0}"), opts{maxC: 2, top: "reconcile: 100ms\n"})
+	dockertest.Eventually(t, 30*time.Second, "b never refused", func() bool {
+		c := b.dial("echo")
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := c.Read(make([]byte, 1))
+		c.Close()
+		return err != nil // closed unanswered: the daemon is full of a's containers
+	})
+	b.waitLog("session end", "outcome=queue_full")
+}

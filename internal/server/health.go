@@ -24,6 +24,11 @@ func (s *Server) join(ctx context.Context, m *member, when string) error {
 		err := m.d.EnsureImage(ctx, svc.Image, svc.Pull)
 		if err != nil {
 			s.log.Error("daemon cannot get the image: not used for this service", "daemon", m.name, "service", svc.Name, "image", svc.Image, "err", err)
+			if when == "start-up" { // for Start's error; later failures are logged only
+				s.imageMu.Lock()
+				s.imageErrs[svc.Name] = append(s.imageErrs[svc.Name], err)
+				s.imageMu.Unlock()
+			}
 		}
 		s.sched.SetImage(m.name, svc.Name, err == nil)
 	}

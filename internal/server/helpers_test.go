@@ -168,3 +168,21 @@ func svc(name string, cmd string, extra ...string) string {
 }
 
 func newReader(c net.Conn) *bufio.Reader { return bufio.NewReader(c) }
+
+// startErr runs a node's start-up with the given services and top-level
+// YAML and returns its error; a node that starts is stopped at once.
+func startErr(t *testing.T, services, top string) error {
+	t.Helper()
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	cfg, err := config.Parse("t.yaml", []byte(top+"node: "+node+"\nservices:\n"+services))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	return srv.Start(context.Background())
+}

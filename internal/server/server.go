@@ -46,6 +46,9 @@ type Server struct {
 	cluster  *session.Cluster
 	services []*session.Service
 	lns      []net.Listener
+
+	imageMu   sync.Mutex
+	imageErrs map[string][]error // by service: why daemons could not get its image
 }
 
 // member is one daemon and what the server knows of its health.
@@ -70,7 +73,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, sched: sched.New(cfg.Limits.MaxSessions)}
+	s := &Server{cfg: cfg, log: log, sched: sched.New(cfg.Limits.MaxSessions), imageErrs: map[string][]error{}}
 	var backends []session.Backend
 	for _, dc := range cfg.Daemons {
 		d, err := docker.New(dc, creds, log)
@@ -104,7 +107,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	for _, svc := range s.cfg.Services {
 		if !s.imageSomewhere(svc.Name) {
-			return fmt.Errorf("service %s: image %s is on no daemon that answers (see the log)", svc.Name, svc.Image)
+			s.imageMu.Lock()
+			why := errors.Join(s.imageErrs[svc.Name]...)
+			s.imageMu.Unlock()
+			return fmt.Errorf("service %s: image %s is on no daemon that answers: %w", svc.Name, svc.Image, why)
 		}
 	}
 	return s.listen()
