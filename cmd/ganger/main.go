@@ -5,6 +5,7 @@
 //
 //	ganger serve --config FILE   run the daemon
 //	ganger check --config FILE   validate a config file, start nothing
+//	ganger reload --pid-file F   make a running ganger reload its config (SIGHUP)
 //	ganger version               print the version
 package main
 
@@ -41,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "reload":
+		return reload(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "ganger %s\n", version)
 		return nil
@@ -60,6 +63,9 @@ func usage(w io.Writer) {
 Commands:
   serve --config FILE   run Ganger: listen for every service, a fresh container per connection
   check --config FILE   validate FILE; print every error with its key and line
+  reload --pid-file F [--config FILE]
+                        make a running ganger (serve --pid-file F) reload its config;
+                        with --config, check FILE first and reload only if it is valid
   version               print the version
 `)
 }

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/ganger-dev/ganger/internal/config"
@@ -15,12 +18,20 @@ import (
 
 // serve runs the daemon. The first SIGTERM or SIGINT starts a graceful
 // shutdown (drain, then remove every container); a second skips the drain;
-// a third exits at once.
+// a third exits at once. SIGHUP reloads the config file.
 func serve(args []string, stderr io.Writer) error {
-	path, err := configFlag("serve", args, stderr)
-	if err != nil {
-		return err
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file")
+	pidFile := fs.String("pid-file", "", "write the process id here (for ganger reload)")
+	if err := fs.Parse(args); err != nil || *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: ganger serve --config FILE [--pid-file FILE]")
+		return errUsage
 	}
+	return runServer(*path, *pidFile, stderr)
+}
+
+func runServer(path, pidFile string, stderr io.Writer) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -39,7 +50,48 @@ func serve(args []string, stderr io.Writer) error {
 		srv.Close()
 		return fmt.Errorf("start-up: %w", err)
 	}
+	if pidFile != "" {
+		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			srv.Close()
+			return fmt.Errorf("pid file: %w", err)
+		}
+		defer os.Remove(pidFile)
+	}
+	go reloadOnHUP(stop, srv, path, log)
 	return srv.Serve(stop, force)
+}
+
+// reloadOnHUP reloads the config file at each SIGHUP until ctx ends. An
+// invalid file changes nothing; its errors are logged.
+func reloadOnHUP(ctx context.Context, srv *server.Server, path string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("SIGHUP: reloading", "config", path)
+		cfg, err := config.Load(path)
+		var errs config.Errors
+		switch {
+		case errors.As(err, &errs):
+			for _, e := range errs {
+				log.Error("reload: invalid config; nothing changed", "error", e.Error())
+			}
+			continue
+		case err != nil:
+			log.Error("reload: nothing changed", "err", err)
+			continue
+		}
+		if err := srv.Reload(ctx, cfg); err != nil {
+			log.Error("reload failed", "err", err)
+			continue
+		}
+		log.Info("reload done", "services", len(cfg.Services))
+	}
 }
 
 // signals returns a context done at the first SIGTERM/SIGINT and another

@@ -121,6 +121,16 @@ type Service struct {
 	// Network is the Docker network containers join. Default "bridge".
 	Network string `yaml:"network"`
 
+	// Mode is "per-connection" (default: each session has a container to
+	// itself) or "shared" (concurrent sessions share containers).
+	Mode string `yaml:"mode"`
+	// Pool keeps ready containers ahead of demand (per-connection mode).
+	Pool Pool `yaml:"pool"`
+	// Reuse is how many sessions, one after another, a container serves
+	// before it is destroyed (per-connection mode). Default 1.
+	Reuse int `yaml:"reuse"`
+	// Shared configures shared mode.
+	Shared Shared `yaml:"shared"`
 	// Pull is when the image is pulled onto each daemon: "missing"
 	// (default), "always" (at start-up and whenever a daemon comes up), or
 	// "never" (it must be there already).
@@ -147,6 +157,28 @@ type Service struct {
 	Limits   Limits   `yaml:"limits"`
 
 	decodeErr error
+}
+
+// Pool is a service's warm pool: containers started and answering before
+// any client asks. Pool containers count against every capacity limit.
+type Pool struct {
+	// Min is how many ready, idle containers are kept. Default 0.
+	Min int `yaml:"min"`
+	// Max is the most idle containers kept, counting those given back for
+	// reuse. Default: Min, or 1 if Min is 0 and reuse is more than 1.
+	Max int `yaml:"max"`
+}
+
+// Shared configures shared mode: concurrent sessions share containers.
+type Shared struct {
+	// Replicas is the most containers. Default 1.
+	Replicas int `yaml:"replicas"`
+	// MaxSessionsPerContainer caps the connections one container serves at
+	// once; 0 means no cap. Default 0.
+	MaxSessionsPerContainer int `yaml:"max_sessions_per_container"`
+	// IdleStop stops and removes a container with no open connection for
+	// this long (scale to zero). Default 5m; 0 keeps it.
+	IdleStop Duration `yaml:"idle_stop"`
 }
 
 // Queue is a service's FIFO of clients waiting for room.
@@ -231,4 +263,5 @@ const (
 	DefaultQueueTimeout  = 30 * time.Second
 	DefaultHealthEvery   = 2 * time.Second
 	DefaultHealthFails   = 3
+	DefaultIdleStop      = 5 * time.Minute
 )

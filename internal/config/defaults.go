@@ -29,6 +29,9 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 func DefaultService() Service {
 	return Service{
 		Network:   DefaultNetwork,
+		Mode:      "per-connection",
+		Reuse:     1,
+		Shared:    Shared{Replicas: 1, IdleStop: Duration(DefaultIdleStop)},
 		Pull:      "missing",
 		Placement: "spread",
 		Queue:     Queue{Max: DefaultQueueMax, Timeout: Duration(DefaultQueueTimeout)},
@@ -104,8 +107,15 @@ func (c *Config) applyDefaults() {
 		c.Daemons[i].applyDefaults()
 	}
 	for i := range c.Services {
-		if r := &c.Services[i].PerIPRate; r.Rate > 0 && r.Burst == 0 {
+		s := &c.Services[i]
+		if r := &s.PerIPRate; r.Rate > 0 && r.Burst == 0 {
 			r.Burst = max(1, int(math.Ceil(r.Rate)))
+		}
+		if s.Pool.Max == 0 {
+			s.Pool.Max = s.Pool.Min
+			if s.Pool.Max == 0 && s.Reuse > 1 {
+				s.Pool.Max = 1
+			}
 		}
 	}
 }

@@ -181,6 +181,30 @@ func (v *validator) service(p string, s Service) {
 	v.ready(p+".ready", s.Ready)
 	v.limits(p+".limits", s.Limits)
 	v.admission(p, s)
+	v.modes(p, s)
+}
+
+func (v *validator) modes(p string, s Service) {
+	if !oneOf(s.Mode, "per-connection", "shared") {
+		v.fail(p+".mode", "want per-connection or shared, got %q", s.Mode)
+	}
+	if s.Reuse < 1 {
+		v.fail(p+".reuse", "want at least 1 (1: a fresh container per session), got %d", s.Reuse)
+	}
+	if s.Pool.Min < 0 || s.Pool.Max < 0 {
+		v.fail(p+".pool", "min and max cannot be negative")
+	} else if s.Pool.Max < s.Pool.Min {
+		v.fail(p+".pool.max", "must be at least pool.min (%d)", s.Pool.Min)
+	}
+	if s.Mode == "shared" && (s.Pool.Min > 0 || s.Reuse > 1) {
+		v.fail(p+".mode", "pool and reuse apply to per-connection mode; shared mode uses shared.replicas")
+	}
+	if s.Shared.Replicas < 1 {
+		v.fail(p+".shared.replicas", "want at least 1, got %d", s.Shared.Replicas)
+	}
+	if s.Shared.MaxSessionsPerContainer < 0 {
+		v.fail(p+".shared.max_sessions_per_container", "want 0 (no cap) or more")
+	}
 }
 
 func (v *validator) admission(p string, s Service) {

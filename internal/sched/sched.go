@@ -252,3 +252,16 @@ func (s *Scheduler) HasImage(daemon, service string) bool {
 	}
 	return false
 }
+
+// UpdateService changes a service's limits (a reload). Leases already held
+// stay; a larger cap or queue takes effect at once.
+func (s *Scheduler) UpdateService(name string, lim ServiceLimits) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if svc := s.services[name]; svc != nil {
+		svc.lim = lim
+	} else {
+		s.services[name] = &service{name: name, lim: lim}
+	}
+	s.grant()
+}

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+
+	"github.com/ganger-dev/ganger/internal/config"
 	"time"
 )
 
@@ -20,7 +22,7 @@ func (s *Server) join(ctx context.Context, m *member, when string) error {
 	if _, err := s.sweep(ctx, m, when); err != nil {
 		return err
 	}
-	for _, svc := range s.cfg.Services {
+	for _, svc := range s.servicesConfig() {
 		err := m.d.EnsureImage(ctx, svc.Image, svc.Pull)
 		if err != nil {
 			s.log.Error("daemon cannot get the image: not used for this service", "daemon", m.name, "service", svc.Name, "image", svc.Image, "err", err)
@@ -111,4 +113,11 @@ func (s *Server) suspect(name string) bool {
 		}
 	}
 	return false
+}
+
+// servicesConfig is the services' configuration now (a reload changes it).
+func (s *Server) servicesConfig() []config.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Services
 }

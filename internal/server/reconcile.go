@@ -46,7 +46,7 @@ func (s *Server) sweep(ctx context.Context, m *member, when string) (int, error)
 			others++
 			continue
 		}
-		if before[c.Labels[ganger.LabelService]+"/"+c.Labels[ganger.LabelSession]] || s.owned(c) {
+		if before[m.name+"/"+c.Name] || s.owned(m.name, c) {
 			continue
 		}
 		if err := m.d.Remove(ctx, c.ID); err != nil {
@@ -65,22 +65,23 @@ func (s *Server) sweep(ctx context.Context, m *member, when string) (int, error)
 	return removed, nil
 }
 
-// liveSessions returns every service/session pair owned now.
+// liveSessions returns the daemon/name of every container a service owns
+// now.
 func (s *Server) liveSessions() map[string]bool {
 	live := map[string]bool{}
-	for _, svc := range s.services {
-		for _, id := range svc.Live() {
-			live[svc.Name()+"/"+id] = true
+	for _, svc := range s.serviceList() {
+		for _, key := range svc.Live() {
+			live[key] = true
 		}
 	}
 	return live
 }
 
-// owned reports whether a live session of a running service owns c.
-func (s *Server) owned(c ganger.Managed) bool {
-	for _, svc := range s.services {
-		if svc.Name() == c.Labels[ganger.LabelService] {
-			return svc.Owns(c.Labels[ganger.LabelSession])
+// owned reports whether a service (running or draining) owns c.
+func (s *Server) owned(daemon string, c ganger.Managed) bool {
+	for _, svc := range s.serviceList() {
+		if svc.Owns(daemon, c.Name) {
+			return true
 		}
 	}
 	return false

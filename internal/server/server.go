@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,11 +45,21 @@ type Server struct {
 	members  []*member
 	sched    *sched.Scheduler
 	cluster  *session.Cluster
-	services []*session.Service
-	lns      []net.Listener
+	mu       sync.Mutex
+	running  []*running         // config order
+	retiring []*session.Service // removed by a reload, draining
+	serving  bool               // Serve has started the services
+	wg       sync.WaitGroup     // every service's Serve, and every retirement
+	errc     chan error         // a service's listener failed
 
 	imageMu   sync.Mutex
 	imageErrs map[string][]error // by service: why daemons could not get its image
+}
+
+// running is one service and its listener.
+type running struct {
+	svc *session.Service
+	ln  net.Listener
 }
 
 // member is one daemon and what the server knows of its health.
@@ -73,7 +84,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, sched: sched.New(cfg.Limits.MaxSessions), imageErrs: map[string][]error{}}
+	s := &Server{cfg: cfg, log: log, sched: sched.New(cfg.Limits.MaxSessions), imageErrs: map[string][]error{}, errc: make(chan error, 1)}
 	var backends []session.Backend
 	for _, dc := range cfg.Daemons {
 		d, err := docker.New(dc, creds, log)
@@ -118,26 +129,59 @@ func (s *Server) Start(ctx context.Context) error {
 
 func (s *Server) listen() error {
 	for _, sc := range s.cfg.Services {
-		ln, err := net.Listen("tcp", sc.Listen)
+		r, err := s.open(sc)
 		if err != nil {
 			s.closeListeners()
-			return fmt.Errorf("service %s: listen on %s: %w", sc.Name, sc.Listen, err)
+			return err
 		}
-		s.lns = append(s.lns, ln)
-		s.services = append(s.services, session.New(sc, s.cfg.Node, s.cluster, s.log))
-		s.log.Info("listening", "service", sc.Name, "addr", ln.Addr().String(), "image", sc.Image, "placement", sc.Placement)
+		s.running = append(s.running, r)
 	}
 	return nil
 }
 
+// open listens for a service and makes it, not yet serving.
+func (s *Server) open(sc config.Service) (*running, error) {
+	ln, err := net.Listen("tcp", sc.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("service %s: listen on %s: %w", sc.Name, sc.Listen, err)
+	}
+	s.log.Info("listening", "service", sc.Name, "addr", ln.Addr().String(), "image", sc.Image, "mode", sc.Mode, "placement", sc.Placement)
+	return &running{svc: session.New(sc, s.cfg.Node, s.cluster, s.log), ln: ln}, nil
+}
+
+// serve runs r's accept loop until it is shut down. The caller holds s.mu.
+func (s *Server) serve(r *running) {
+	s.wg.Go(func() {
+		if err := r.svc.Serve(r.ln); err != nil {
+			select {
+			case s.errc <- fmt.Errorf("service %s: %w", r.svc.Name(), err):
+			default:
+			}
+		}
+	})
+}
+
 // Addr returns where the named service listens, or nil.
 func (s *Server) Addr(service string) net.Addr {
-	for i, svc := range s.services {
-		if svc.Name() == service {
-			return s.lns[i].Addr()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.running {
+		if r.svc.Name() == service {
+			return r.ln.Addr()
 		}
 	}
 	return nil
+}
+
+// serviceList returns every service, running or retiring.
+func (s *Server) serviceList() []*session.Service {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Clone(s.retiring)
+	for _, r := range s.running {
+		out = append(out, r.svc)
+	}
+	return out
 }
 
 // Serve runs every service, the health checks and the reconciler until ctx
@@ -145,15 +189,13 @@ func (s *Server) Addr(service string) net.Addr {
 // service's drain timeout (or until force is done); end the rest; remove
 // every container; sweep.
 func (s *Server) Serve(ctx, force context.Context) error {
-	var wg, bg sync.WaitGroup
-	errc := make(chan error, len(s.services))
-	for i, svc := range s.services {
-		wg.Go(func() {
-			if err := svc.Serve(s.lns[i]); err != nil {
-				errc <- fmt.Errorf("service %s: %w", svc.Name(), err)
-			}
-		})
+	s.mu.Lock()
+	s.serving = true
+	for _, r := range s.running {
+		s.serve(r)
 	}
+	s.mu.Unlock()
+	var bg sync.WaitGroup
 	bgctx, stopBG := context.WithCancel(context.Background())
 	for _, m := range s.members {
 		bg.Go(func() { s.watch(bgctx, m) })
@@ -164,22 +206,27 @@ func (s *Server) Serve(ctx, force context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
-	case err = <-errc:
+	case err = <-s.errc:
 	}
 	stopBG()
 	bg.Wait()
 	s.shutdown(force)
-	wg.Wait()
 	return err
 }
 
 func (s *Server) shutdown(force context.Context) {
 	s.log.Info("shutting down: no new sessions; draining")
+	s.mu.Lock()
+	s.serving = false
+	svcs := slices.Clone(s.retiring)
+	for _, r := range s.running {
+		svcs = append(svcs, r.svc)
+	}
+	s.mu.Unlock()
 	var wg sync.WaitGroup
-	for i, svc := range s.services {
-		drain := s.cfg.Services[i].Timeouts.Drain.D()
+	for _, svc := range svcs {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(force, drain)
+			ctx, cancel := context.WithTimeout(force, svc.Config().Timeouts.Drain.D())
 			defer cancel()
 			svc.Shutdown(ctx)
 		})
@@ -187,11 +234,12 @@ func (s *Server) shutdown(force context.Context) {
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
-	for _, svc := range s.services {
+	for _, svc := range svcs {
 		if err := svc.WaitCleanup(ctx); err != nil {
 			s.log.Error("container removal did not finish", "service", svc.Name(), "err", err)
 		}
 	}
+	s.wg.Wait()
 	for _, m := range s.members {
 		if !m.isUp() {
 			s.log.Warn("daemon down at shutdown: its leftovers are swept at the next start", "daemon", m.name)
@@ -206,10 +254,10 @@ func (s *Server) shutdown(force context.Context) {
 }
 
 func (s *Server) closeListeners() {
-	for _, ln := range s.lns {
-		ln.Close()
+	for _, r := range s.running {
+		r.ln.Close()
 	}
-	s.lns = nil
+	s.running = nil
 }
 
 func (s *Server) closeDaemons() {

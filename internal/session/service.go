@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ganger-dev/ganger"
@@ -18,16 +19,15 @@ import (
 )
 
 // Service accepts clients for one configured service and runs a session for
-// each. Create it with New; run it with Serve; stop it with Shutdown, then
-// WaitCleanup.
+// each. Create it with New; run it with Serve; change it with Update;
+// stop it with Shutdown, then WaitCleanup.
 type Service struct {
 	name    string
-	cfg     config.Service
-	spec    ganger.Spec // template: Name and the session label are set per session
+	node    string
 	cluster *Cluster
-	ips     *ipLimits
-	trusted []netip.Prefix // PROXY protocol peers; nil when it is off
 	log     *slog.Logger
+	conf    atomic.Pointer[conf]
+	supply  supply
 
 	ctx    context.Context // cancelled to force every session to end
 	cancel context.CancelFunc
@@ -35,9 +35,19 @@ type Service struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	closing  bool
-	live     map[string]int // containers per session that may exist, until removed
-	sessions sync.WaitGroup // live sessions
-	cleanup  sync.WaitGroup // background container removals
+	live     map[string]bool // daemon/name of every container that may exist, until removed
+	sessions sync.WaitGroup  // live sessions
+	cleanup  sync.WaitGroup  // background container removals
+}
+
+// conf is one generation of a service's configuration. A session works
+// from the generation it started with; Update installs the next.
+type conf struct {
+	cfg     config.Service
+	spec    ganger.Spec // template: name and labels are set per container
+	ips     *ipLimits
+	trusted []netip.Prefix // PROXY protocol peers; nil when it is off
+	gen     int
 }
 
 // New returns a Service for cfg that places containers on the cluster and
@@ -45,62 +55,60 @@ type Service struct {
 // cluster's scheduler.
 func New(cfg config.Service, node string, c *Cluster, log *slog.Logger) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		name:    cfg.Name,
+		node:    node,
+		cluster: c,
+		log:     log.With("service", cfg.Name),
+		ctx:     ctx,
+		cancel:  cancel,
+		live:    map[string]bool{},
+	}
+	c.Sched.AddService(cfg.Name, schedLimits(cfg))
+	s.conf.Store(newConf(cfg, node, 1))
+	s.supply = newSupply(s)
+	return s
+}
+
+func newConf(cfg config.Service, node string, gen int) *conf {
+	cf := &conf{cfg: cfg, spec: specFor(cfg, node), ips: newIPLimits(cfg), gen: gen}
+	if cfg.ProxyProtocol {
+		for _, t := range cfg.TrustedProxies {
+			p, _ := config.ParsePrefix(t) // validated with the config
+			cf.trusted = append(cf.trusted, p)
+		}
+	}
+	return cf
+}
+
+func schedLimits(cfg config.Service) sched.ServiceLimits {
 	policy := sched.Spread
 	if cfg.Placement == "binpack" {
 		policy = sched.Binpack
 	}
-	c.Sched.AddService(cfg.Name, sched.ServiceLimits{Policy: policy, MaxContainers: cfg.MaxContainers, QueueMax: cfg.Queue.Max})
-	s := &Service{
-		name:    cfg.Name,
-		cfg:     cfg,
-		spec:    specFor(cfg, node),
-		cluster: c,
-		ips:     newIPLimits(cfg),
-		log:     log.With("service", cfg.Name),
-		ctx:     ctx,
-		cancel:  cancel,
-		live:    map[string]int{},
-	}
-	if cfg.ProxyProtocol {
-		for _, t := range cfg.TrustedProxies {
-			p, _ := config.ParsePrefix(t) // validated with the config
-			s.trusted = append(s.trusted, p)
-		}
-	}
-	return s
-}
-
-// Owns reports whether the session's container is still Ganger's business:
-// its session is live or its removal is under way. The reconciler removes
-// containers that no service owns.
-func (s *Service) Owns(session string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.live[session] > 0
-}
-
-// Live returns the sessions Owns holds true for, at this moment.
-func (s *Service) Live() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Collect(maps.Keys(s.live))
-}
-
-// setLive counts a container of the session that may exist (live) or one
-// that is gone. A session that fails over to another daemon has two for a
-// while: the one being removed and the new one.
-func (s *Service) setLive(session string, live bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if live {
-		s.live[session]++
-	} else if s.live[session]--; s.live[session] <= 0 {
-		delete(s.live, session)
-	}
+	return sched.ServiceLimits{Policy: policy, MaxContainers: cfg.MaxContainers, QueueMax: cfg.Queue.Max}
 }
 
 // Name is the service's configured name.
 func (s *Service) Name() string { return s.name }
+
+// Config is the service's current configuration.
+func (s *Service) Config() config.Service { return s.conf.Load().cfg }
+
+// Update installs a new configuration of the same service (same name and
+// mode). Sessions in flight finish on the containers they have; new ones
+// get containers made from cfg; pooled containers of the old configuration
+// are replaced. The listener is not touched.
+func (s *Service) Update(cfg config.Service) {
+	old := s.conf.Load()
+	cf := newConf(cfg, s.node, old.gen+1)
+	if old.cfg.PerIP == cfg.PerIP && old.cfg.PerIPRate == cfg.PerIPRate {
+		cf.ips = old.ips // the same limits: live per-address counts carry over
+	}
+	s.cluster.Sched.UpdateService(s.name, schedLimits(cfg))
+	s.conf.Store(cf)
+	s.supply.refresh()
+}
 
 func specFor(c config.Service, node string) ganger.Spec {
 	env := make([]string, 0, len(c.Env))
@@ -132,17 +140,46 @@ func specFor(c config.Service, node string) ganger.Spec {
 	}
 }
 
-// sessionSpec is the service's spec for one session's container.
-func (s *Service) sessionSpec(id string) ganger.Spec {
-	spec := s.spec
+// sessionSpec is the spec of one container, named after id. A container
+// made for one session (per-connection, no reuse) carries its label.
+func (s *Service) sessionSpec(cf *conf, id string) ganger.Spec {
+	spec := cf.spec
 	spec.Name = "ganger-" + s.name + "-" + id
-	spec.Labels = maps.Clone(s.spec.Labels)
-	spec.Labels[ganger.LabelSession] = id
+	spec.Labels = maps.Clone(cf.spec.Labels)
+	if s.supply.perSession() {
+		spec.Labels[ganger.LabelSession] = id
+	}
 	return spec
 }
 
+// Owns reports whether the named container on the daemon is still this
+// service's business: in use, pooled, or being removed. The reconciler
+// removes the containers no service owns.
+func (s *Service) Owns(daemon, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live[daemon+"/"+name]
+}
+
+// Live returns the daemon/name keys Owns holds true for, at this moment.
+func (s *Service) Live() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.live))
+}
+
+func (s *Service) setLive(daemon, name string, live bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if live {
+		s.live[daemon+"/"+name] = true
+	} else {
+		delete(s.live, daemon+"/"+name)
+	}
+}
+
 // Serve accepts clients on ln until Shutdown. It returns nil after Shutdown,
-// else the listener's error.
+// else the listener's error. It also keeps the service's pool, if any.
 func (s *Service) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
@@ -152,6 +189,7 @@ func (s *Service) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
+	s.supply.start()
 	backoff := 5 * time.Millisecond
 	for {
 		c, err := ln.Accept()
@@ -192,8 +230,9 @@ func (s *Service) isClosing() bool {
 }
 
 // Shutdown stops accepting and lets live sessions go on until ctx is done,
-// then ends the rest. It returns once every session has ended; their
-// containers may still be being removed (see WaitCleanup).
+// then ends the rest, and destroys the pooled and shared containers. It
+// returns once every session has ended; containers may still be being
+// removed (see WaitCleanup).
 func (s *Service) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closing = true
@@ -211,6 +250,7 @@ func (s *Service) Shutdown(ctx context.Context) {
 		<-drained
 	}
 	s.cancel()
+	s.supply.stop()
 }
 
 // WaitCleanup waits until every container this service created has been
@@ -226,36 +266,28 @@ func (s *Service) WaitCleanup(ctx context.Context) error {
 	}
 }
 
-// release removes a session's container in the background, forced and
-// retried: the client never waits for it. The session stays owned, and its
-// lease held, until the removal is done.
-func (s *Service) release(session, target string, lease *sched.Lease, log *slog.Logger) {
-	s.cleanup.Add(1)
-	go s.remove(session, target, lease, log)
-}
-
-func (s *Service) remove(session, target string, lease *sched.Lease, log *slog.Logger) {
+func (s *Service) remove(c *container, log *slog.Logger) {
 	defer s.cleanup.Done()
-	defer lease.Release()
-	defer s.setLive(session, false)
-	b := s.cluster.Backend(lease.Daemon())
+	defer c.lease.Release()
+	defer s.setLive(c.daemon(), c.name, false)
+	b := s.cluster.Backend(c.daemon())
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := b.Remove(ctx, target)
+		err := b.Remove(ctx, c.id)
 		cancel()
 		if err == nil {
 			return
 		}
-		if s.cluster.isDown(lease.Daemon()) {
-			log.Info("daemon down: its container is removed when it rejoins", "container", target)
+		if s.cluster.isDown(c.daemon()) {
+			log.Info("daemon down: its container is removed when it rejoins", "container", c.id)
 			return
 		}
 		if attempt == 5 {
-			log.Error("cannot remove container; the reconciler will retry", "container", target, "err", err)
+			log.Error("cannot remove container; the reconciler will retry", "container", c.id, "err", err)
 			return
 		}
-		log.Warn("remove container failed, retrying", "container", target, "err", err, "retry_in", backoff)
+		log.Warn("remove container failed, retrying", "container", c.id, "err", err, "retry_in", backoff)
 		time.Sleep(backoff)
 		backoff *= 2
 	}

@@ -142,7 +142,7 @@ func TestSessionSpec(t *testing.T) {
 	cfg.Name, cfg.Image, cfg.Port = "svc", "img", 7777
 	cfg.Env = map[string]string{"B": "2", "A": "1"}
 	s := New(cfg, "node1", cluster(&fakeBackend{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	spec := s.sessionSpec("abc")
+	spec := s.sessionSpec(s.conf.Load(), "abc")
 	want := map[string]string{ganger.LabelManaged: "true", ganger.LabelService: "svc", ganger.LabelOwner: "node1", ganger.LabelSession: "abc"}
 	for k, v := range want {
 		if spec.Labels[k] != v {
@@ -155,7 +155,7 @@ func TestSessionSpec(t *testing.T) {
 	if !spec.Limits.NoNewPrivileges || spec.Limits.Memory != config.DefaultMemory || spec.Limits.Pids != config.DefaultPids {
 		t.Errorf("secure defaults missing: %+v", spec.Limits)
 	}
-	if _, shared := s.spec.Labels[ganger.LabelSession]; shared {
+	if _, shared := s.conf.Load().spec.Labels[ganger.LabelSession]; shared {
 		t.Error("a session label leaked into the service's template")
 	}
 }
