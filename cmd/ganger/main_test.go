@@ -273,3 +273,74 @@ func TestSecondSignalSkipsDrain(t *testing.T) {
 		t.Fatalf("%d containers left", len(left))
 	}
 }
+
+// ganger reload: an invalid file is refused by the command and, sent by
+// SIGHUP anyway, changes nothing; a valid one is applied.
+func TestReloadCommand(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	dir := t.TempDir()
+	cfgPath, pidPath := filepath.Join(dir, "ganger.yaml"), filepath.Join(dir, "ganger.pid")
+	write := func(banner string) {
+		y := fmt.Sprintf("node: %s\nservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: [-banner, %s], timeouts: {drain: 1s}}\n", node, dockertest.Image, banner)
+		if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("v1")
+	p := &proc{t: t, logs: &dockertest.Logs{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(binary, "serve", "--config", cfgPath, "--pid-file", pidPath)
+	p.cmd.Stderr = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	addr := p.addr()
+	expectBanner := func(want string) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		if line != want+"\n" {
+			t.Fatalf("banner %q; want %q", line, want)
+		}
+	}
+	expectBanner("v1")
+
+	os.WriteFile(cfgPath, []byte("services:\n  - name: echo\n    lisen: oops\n"), 0o644)
+	out, err := exec.Command(binary, "reload", "--pid-file", pidPath, "--config", cfgPath).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `unknown key "lisen"`) {
+		t.Fatalf("reload of an invalid file: %v\n%s", err, out)
+	}
+	p.cmd.Process.Signal(syscall.SIGHUP) // sent anyway: the daemon refuses it too
+	dockertest.Eventually(t, 30*time.Second, "invalid reload not logged", func() bool {
+		return strings.Contains(p.logs.String(), "reload: invalid config; nothing changed")
+	})
+	expectBanner("v1")
+
+	write("v2")
+	if out, err := exec.Command(binary, "reload", "--pid-file", pidPath, "--config", cfgPath).CombinedOutput(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	dockertest.Eventually(t, 30*time.Second, "reload not done", func() bool {
+		return strings.Contains(p.logs.String(), "reload done")
+	})
+	expectBanner("v2")
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(pidPath); !os.IsNotExist(err) {
+		t.Fatal("pid file left behind")
+	}
+}
