@@ -42,6 +42,8 @@ test-unit:
 bench: image test-deps
 	$(GO) test -count=1 -run '^$$' -bench 'ColdTTFB|Throughput' -benchtime 20x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'Burst20' -benchtime 5x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'PoolTTFB' -benchtime 100x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'SharedMemory' -benchtime 1x ./bench/
 
 vet:
 	$(GO) vet ./...

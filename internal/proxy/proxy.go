@@ -1,17 +1,16 @@
 // Package proxy copies bytes between a client and its container.
 //
-// Each direction is a plain io.Copy between two *net.TCPConn, so Linux moves
-// the bytes with splice(2) and they never enter user space. When one side
-// sends EOF, only that direction is shut (CloseWrite on the other side): a
-// client that half-closes still gets the rest of the reply. Idle time is
-// read from the kernel (TCP_INFO) rather than counted per read, which would
-// defeat splice.
+// Each direction moves what is queued in one socket to the other with
+// splice(2), so the bytes never enter user space, and holds nothing while
+// idle (see copyAvail). When one side sends EOF, only that direction is
+// shut (CloseWrite on the other side): a client that half-closes still gets
+// the rest of the reply. Idle time is read from the kernel (TCP_INFO)
+// rather than counted per read.
 package proxy
 
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -90,7 +89,7 @@ func (p *pipe) copyDown() {
 // copy moves src to dst. On EOF it half-closes dst; on error it closes both
 // sides, which also ends the other direction.
 func (p *pipe) copy(dst, src *net.TCPConn) int64 {
-	n, err := io.Copy(dst, src)
+	n, err := copyAvail(dst, src)
 	if err == nil {
 		dst.CloseWrite()
 		return n
