@@ -179,11 +179,20 @@ func TestRegistryCredentials(t *testing.T) {
 }
 
 // Containers of other Ganger nodes on a shared daemon count against its
-// max_containers, as seen at each reconcile.
+// max_containers, as seen at each reconcile. The daemon is an extra one,
+// which no other package's tests use: they run alongside, with nodes of
+// their own on the local daemon.
 func TestOtherNodesShareCapacity(t *testing.T) {
-	a := start(t, svc("echo", `["-banner", "hi"]`), opts{maxC: 2})
+	e := extraDaemons(t)[1]
+	var nodeA, nodeB string
+	noneLeftOnExtras(t, &nodeA)
+	noneLeftOnExtras(t, &nodeB)
+	only := fmt.Sprintf("  - {name: %s, host: %q, max_containers: 2}\n", e.Name, e.Host)
+	a := start(t, svc("echo", `["-banner", "hi"]`), opts{daemons: only})
+	nodeA = a.node
 	openSessions(t, a, "echo", 2)
-	b := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 0}"), opts{maxC: 2, top: "reconcile: 100ms\n"})
+	b := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 0}"), opts{daemons: only, top: "reconcile: 100ms\n"})
+	nodeB = b.node
 	dockertest.Eventually(t, 30*time.Second, "b never refused", func() bool {
 		c := b.dial("echo")
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))

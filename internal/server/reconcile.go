@@ -32,7 +32,9 @@ func (s *Server) reconcileEvery(ctx context.Context, every time.Duration) {
 // that ended in between has had its container removed already (it stays
 // owned until then), and one that began in between is owned now. At
 // start-up nothing is owned: everything of this node is an orphan of an
-// earlier run.
+// earlier run. A periodic pass removes only what the pass before it also
+// found unowned: an orphan waits one interval more, and a container that
+// changes hands at the wrong moment is never taken.
 func (s *Server) sweep(ctx context.Context, m *member, when string) (int, error) {
 	before := s.liveSessions()
 	found, err := m.d.ListManaged(ctx, "")
@@ -41,12 +43,23 @@ func (s *Server) sweep(ctx context.Context, m *member, when string) (int, error)
 		return 0, err
 	}
 	removed, others := 0, 0
+	next := map[string]bool{}
+	defer func() {
+		if when == "reconcile" {
+			m.unowned = next
+		}
+	}()
 	for _, c := range found {
 		if c.Labels[ganger.LabelOwner] != s.cfg.Node {
 			others++
 			continue
 		}
-		if before[m.name+"/"+c.Name] || s.owned(m.name, c) {
+		key := m.name + "/" + c.Name
+		if before[key] || s.owned(m.name, c) {
+			continue
+		}
+		if when == "reconcile" && !m.unowned[key] {
+			next[key] = true // removed if the next pass finds it unowned still
 			continue
 		}
 		if err := m.d.Remove(ctx, c.ID); err != nil {

@@ -70,6 +70,8 @@ type member struct {
 	mu    sync.Mutex
 	up    bool
 	fails int // failed pings in a row
+
+	unowned map[string]bool // seen unowned by the last reconcile pass (its goroutine only)
 }
 
 func (m *member) isUp() bool {
