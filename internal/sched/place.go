@@ -32,7 +32,7 @@ func (s *Scheduler) place(svc *service) *daemon {
 }
 
 func (d *daemon) fits(service string) bool {
-	return d.up && d.images[service] && d.used+d.others < d.max
+	return d.up && !d.drained && d.images[service] && d.used+d.others < d.max
 }
 
 // better reports whether a beats b under the policy: strictly lower

@@ -53,8 +53,9 @@ type daemon struct {
 	max    int
 	used   int // this node's leases
 	others int // Ganger containers of other nodes, as last reconciled
-	up     bool
-	images map[string]bool // services whose image is present
+	up      bool
+	drained bool            // an operator stopped new placements here
+	images  map[string]bool // services whose image is present
 }
 
 type service struct {
@@ -264,4 +265,31 @@ func (s *Scheduler) UpdateService(name string, lim ServiceLimits) {
 		s.services[name] = &service{name: name, lim: lim}
 	}
 	s.grant()
+}
+
+// SetDrained stops (or resumes) new placements on the daemon; containers
+// there finish as usual.
+func (s *Scheduler) SetDrained(name string, drained bool) {
+	s.update(name, func(d *daemon) { d.drained = drained })
+}
+
+// DaemonState is one daemon as the scheduler sees it.
+type DaemonState struct {
+	Name    string
+	Max     int
+	Used    int // this node's containers
+	Others  int // other nodes' containers, as last reconciled
+	Up      bool
+	Drained bool
+}
+
+// Daemons returns every daemon's state, in the order they were added.
+func (s *Scheduler) Daemons() []DaemonState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]DaemonState, 0, len(s.daemons))
+	for _, d := range s.daemons {
+		out = append(out, DaemonState{Name: d.name, Max: d.max, Used: d.used, Others: d.others, Up: d.up, Drained: d.drained})
+	}
+	return out
 }

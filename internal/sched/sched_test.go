@@ -235,3 +235,18 @@ func TestReleaseTwiceIsHarmless(t *testing.T) {
 		t.Fatalf("used %d; want 1", s.Used("d0"))
 	}
 }
+
+func TestDrainedDaemonTakesNothingNew(t *testing.T) {
+	s := cluster(2, 3, ServiceLimits{})
+	held := acquire(t, s, "s")
+	s.SetDrained(held.Daemon(), true)
+	for range 3 {
+		if l := acquire(t, s, "s"); l.Daemon() == held.Daemon() {
+			t.Fatal("placed on a drained daemon")
+		}
+	}
+	s.SetDrained(held.Daemon(), false)
+	if l := acquire(t, s, "s"); l.Daemon() != held.Daemon() {
+		t.Fatalf("undrained daemon not used: got %s", l.Daemon())
+	}
+}

@@ -35,7 +35,7 @@ func (s *Server) join(ctx context.Context, m *member, when string) error {
 		s.sched.SetImage(m.name, svc.Name, err == nil)
 	}
 	m.mu.Lock()
-	m.up, m.fails = true, 0
+	m.up, m.fails, m.apiVersion = true, 0, v
 	m.mu.Unlock()
 	s.cluster.Up(m.name)
 	s.sched.SetUp(m.name, true)

@@ -67,9 +67,10 @@ type member struct {
 	d    Daemon
 	name string
 
-	mu    sync.Mutex
-	up    bool
-	fails int // failed pings in a row
+	mu         sync.Mutex
+	up         bool
+	fails      int // failed pings in a row
+	apiVersion string
 
 	unowned map[string]bool // seen unowned by the last reconcile pass (its goroutine only)
 }
@@ -100,6 +101,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	}
 	s.cluster = session.NewCluster(s.sched, backends...)
 	s.cluster.Suspect = s.suspect
+	s.cluster.Metrics.Registry.MustRegister(gauges{s})
 	return s, nil
 }
 

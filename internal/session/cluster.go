@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/ganger-dev/ganger/internal/metrics"
 	"github.com/ganger-dev/ganger/internal/sched"
 )
 
@@ -12,6 +13,10 @@ import (
 type Cluster struct {
 	// Sched places containers and queues what does not fit.
 	Sched *sched.Scheduler
+	// Metrics are updated as sessions go.
+	Metrics *metrics.Metrics
+	// Recent keeps the last sessions of every service.
+	Recent *Recent
 	// Suspect is told when a call to a daemon failed. It checks the daemon
 	// at once and reports whether it is now marked down, in which case the
 	// session tries another daemon. If nil, no daemon is suspected.
@@ -26,7 +31,7 @@ type Cluster struct {
 
 // NewCluster returns a cluster over the given backends.
 func NewCluster(s *sched.Scheduler, backends ...Backend) *Cluster {
-	c := &Cluster{Sched: s, backends: map[string]Backend{}, life: map[string]context.Context{}, end: map[string]context.CancelFunc{}, down: map[string]bool{}}
+	c := &Cluster{Sched: s, Metrics: metrics.New(), Recent: NewRecent(200), backends: map[string]Backend{}, life: map[string]context.Context{}, end: map[string]context.CancelFunc{}, down: map[string]bool{}}
 	for _, b := range backends {
 		c.backends[b.Name()] = b
 		c.life[b.Name()], c.end[b.Name()] = context.WithCancel(context.Background())

@@ -60,6 +60,7 @@ func (s *Service) launch(gone context.Context, cf *conf, id string, log *slog.Lo
 		err = s.boot(ctx, c, id)
 		cancel()
 		if err == nil {
+			s.cluster.Metrics.ContainerStart.WithLabelValues(s.name, c.daemon()).Observe(time.Since(c.born).Seconds())
 			return c, nil
 		}
 		s.destroy(c, log)
@@ -76,7 +77,9 @@ func (s *Service) acquire(gone context.Context, cf *conf) (*sched.Lease, error) 
 	q := cf.cfg.Queue
 	ctx, cancel := context.WithTimeoutCause(gone, max(q.Timeout.D(), time.Nanosecond), errQueueWait)
 	defer cancel()
+	t0 := time.Now()
 	lease, err := s.cluster.Sched.Acquire(ctx, s.name)
+	s.cluster.Metrics.QueueWait.WithLabelValues(s.name).Observe(time.Since(t0).Seconds())
 	if err != nil && ctx.Err() != nil {
 		return nil, context.Cause(ctx)
 	}

@@ -209,3 +209,9 @@ func (p *pool) stop() {
 		p.s.destroy(c, p.s.log)
 	}
 }
+
+func (p *pool) ready() (int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle), p.s.conf.Load().cfg.Pool.Min
+}

@@ -28,6 +28,7 @@ type Service struct {
 	log     *slog.Logger
 	conf    atomic.Pointer[conf]
 	supply  supply
+	book    *book
 
 	ctx    context.Context // cancelled to force every session to end
 	cancel context.CancelFunc
@@ -63,6 +64,7 @@ func New(cfg config.Service, node string, c *Cluster, log *slog.Logger) *Service
 		ctx:     ctx,
 		cancel:  cancel,
 		live:    map[string]bool{},
+		book:    newBook(),
 	}
 	c.Sched.AddService(cfg.Name, schedLimits(cfg))
 	s.conf.Store(newConf(cfg, node, 1))

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/ganger-dev/ganger/internal/proxy"
@@ -40,8 +41,12 @@ var (
 	errDaemonDown = errors.New("daemon marked down")
 )
 
-// session is one client connection and its life.
+// session is one client connection and its life. Its own goroutine writes
+// the fields below mu; an operator's view (info) reads them under mu.
 type session struct {
+	mu  sync.Mutex
+	end context.CancelCauseFunc // ends the session (Kill)
+
 	svc    *Service
 	cf     *conf // the configuration generation it started with
 	id     string
@@ -66,6 +71,8 @@ func (s *Service) handle(conn *net.TCPConn) {
 	ss := &session{svc: s, cf: s.conf.Load(), id: newID(), client: conn, begin: time.Now()}
 	ss.addr = conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 	ss.log = s.log.With("session", ss.id)
+	s.begin(ss)
+	defer s.finish(ss)
 	defer ss.logEnd()
 	if !ss.admit() {
 		conn.Close()
@@ -83,25 +90,33 @@ func (ss *session) admit() bool {
 		ss.addr, ss.early = addr, rest
 		if err != nil {
 			ss.log.Info("session start", "client", ss.addr.String(), "peer", ss.client.RemoteAddr().String())
-			ss.outcome, ss.err = outcomeRefusedProxy, err
+			ss.setOutcome(outcomeRefusedProxy, err)
 			return false
 		}
 	}
 	ss.log.Info("session start", "client", ss.addr.String())
 	if err := ss.cf.ips.admit(ss.addr.Addr().Unmap()); err != nil {
-		ss.outcome, ss.err = outcomePerIP, err
+		outcome := outcomePerIP
 		if errors.Is(err, errPerIPRate) {
-			ss.outcome = outcomePerIPRate
+			outcome = outcomePerIPRate
 		}
+		ss.setOutcome(outcome, err)
 		return false
 	}
 	return true
+}
+
+func (ss *session) setOutcome(outcome string, err error) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.outcome, ss.err = outcome, err
 }
 
 func (ss *session) run() {
 	s := ss.svc
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
+	ss.setEnd(cancel)
 	defer ss.client.Close()
 
 	gone, stop := context.WithCancelCause(ctx)
@@ -113,9 +128,10 @@ func (ss *session) run() {
 		ss.fail(err)
 		return
 	}
-	ss.c, ss.from = c, from
+	ss.mu.Lock()
+	ss.c, ss.from, ss.readyIn = c, from, time.Since(ss.begin)
+	ss.mu.Unlock()
 	ss.unwatch = context.AfterFunc(s.cluster.lifeOf(c.daemon()), func() { cancel(errDaemonDown) })
-	ss.readyIn = time.Since(ss.begin)
 	buf, halfClosed := early.handOver()
 	ss.proxy(ctx, upstream, buf, halfClosed)
 	ss.unwatch()
@@ -134,13 +150,14 @@ func (ss *session) reusable() bool {
 
 // proxy delivers what the client sent early, then pipes both ways.
 func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byte, halfClosed bool) {
+	var in int64
 	if len(early) > 0 {
 		if _, err := upstream.Write(early); err != nil {
 			upstream.Close()
-			ss.outcome, ss.err = string(proxy.Reset), fmt.Errorf("deliver early bytes: %w", err)
+			ss.setOutcome(string(proxy.Reset), fmt.Errorf("deliver early bytes: %w", err))
 			return
 		}
-		ss.in = int64(len(early))
+		in = int64(len(early))
 	}
 	if halfClosed {
 		upstream.CloseWrite()
@@ -151,12 +168,19 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 		opt.Max = max(t.Session.D()-time.Since(ss.begin), time.Millisecond)
 	}
 	st := proxy.Pipe(ctx, ss.client, upstream, opt)
-	ss.in += st.In
-	ss.out = st.Out
-	ss.outcome, ss.err = string(st.Outcome), st.Err
-	if st.Outcome == proxy.Canceled && errors.Is(context.Cause(ctx), errDaemonDown) {
-		ss.outcome, ss.err = outcomeDaemonDown, errDaemonDown
+	outcome, err := string(st.Outcome), st.Err
+	if st.Outcome == proxy.Canceled {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errDaemonDown):
+			outcome, err = outcomeDaemonDown, cause
+		case errors.Is(cause, errKilled):
+			outcome, err = outcomeKilled, cause
+		}
 	}
+	ss.mu.Lock()
+	ss.in, ss.out = in+st.In, st.Out
+	ss.outcome, ss.err = outcome, err
+	ss.mu.Unlock()
 }
 
 // stepError tags a start failure with its outcome.
@@ -172,9 +196,12 @@ func (e stepError) Unwrap() error { return e.err }
 // client at once, and tells a client refused for want of room, if the
 // service says what to tell it.
 func (ss *session) fail(err error) {
+	ss.mu.Lock()
 	ss.err = err
 	var se stepError
 	switch {
+	case errors.Is(err, errKilled):
+		ss.outcome = outcomeKilled
 	case errors.Is(err, errClientGone):
 		ss.outcome = outcomeClientGone
 	case errors.Is(err, sched.ErrQueueFull):
@@ -194,6 +221,7 @@ func (ss *session) fail(err error) {
 	default:
 		ss.outcome = outcomeStart
 	}
+	ss.mu.Unlock()
 	if msg := ss.cf.cfg.Queue.RejectMessage; msg != "" && (ss.outcome == outcomeQueueFull || ss.outcome == outcomeQueueTimeout) {
 		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(ss.client, msg+"\n")
@@ -202,6 +230,8 @@ func (ss *session) fail(err error) {
 }
 
 func (ss *session) logEnd() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	daemon, container := "", ""
 	if ss.c != nil {
 		daemon, container = ss.c.daemon(), shortID(ss.c.id)

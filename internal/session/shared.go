@@ -256,3 +256,15 @@ func (p *shared) stop() {
 		}
 	}
 }
+
+func (p *shared) ready() (int, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, sc := range p.cs {
+		if sc.id != "" && !sc.dead {
+			n++
+		}
+	}
+	return n, 0
+}

@@ -17,6 +17,8 @@ type supply interface {
 	put(c *container, reusable bool, log *slog.Logger)
 	// perSession reports whether each container serves one session only.
 	perSession() bool
+	// ready returns the containers ready and waiting, and how many are meant to.
+	ready() (n, target int)
 	start()   // begin background work
 	refresh() // a new configuration: replace what was made from the old
 	stop()    // shutdown: destroy every container held

@@ -1,0 +1,232 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ganger-dev/ganger/internal/proxy"
+)
+
+// errKilled ends a session an operator killed.
+var errKilled = errors.New("killed by an operator")
+
+const outcomeKilled = "killed"
+
+// Info is what an operator sees of one session.
+type Info struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Client    string    `json:"client"`
+	Daemon    string    `json:"daemon"`
+	Container string    `json:"container"`
+	From      string    `json:"from,omitempty"`
+	Start     time.Time `json:"start"`
+	Duration  float64   `json:"duration_seconds"`
+	Ready     float64   `json:"ready_seconds"`
+	BytesIn   int64     `json:"bytes_in"`
+	BytesOut  int64     `json:"bytes_out"`
+	Outcome   string    `json:"outcome,omitempty"`
+	Live      bool      `json:"live"`
+}
+
+// Stats is what an operator sees of one service.
+type Stats struct {
+	Served     int64            `json:"sessions_served"`
+	Live       int              `json:"live_sessions"`
+	Queued     int              `json:"queued"`
+	PoolReady  int              `json:"pool_ready"`
+	PoolTarget int              `json:"pool_target"`
+	Failures   map[string]int64 `json:"failures"` // by outcome
+	TTFBp50    float64          `json:"ttfb_p50_seconds"`
+	TTFBp99    float64          `json:"ttfb_p99_seconds"`
+}
+
+// book is a service's record of its sessions.
+type book struct {
+	mu       sync.Mutex
+	active   map[string]*session
+	served   int64
+	failures map[string]int64
+	ttfb     []time.Duration // the last samples, a ring
+	next     int
+}
+
+const ttfbSamples = 1024
+
+func newBook() *book { return &book{active: map[string]*session{}, failures: map[string]int64{}} }
+
+// Recent keeps the last sessions of every service of a node.
+type Recent struct {
+	mu   sync.Mutex
+	ring []Info
+	next int
+	full bool
+}
+
+// NewRecent keeps the last n sessions.
+func NewRecent(n int) *Recent { return &Recent{ring: make([]Info, n)} }
+
+func (r *Recent) add(i Info) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ring[r.next] = i
+	r.next = (r.next + 1) % len(r.ring)
+	r.full = r.full || r.next == 0
+}
+
+// List returns the kept sessions, newest first.
+func (r *Recent) List() []Info {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []Info
+	n := r.next
+	if r.full {
+		n = len(r.ring)
+	}
+	for i := range n {
+		out = append(out, r.ring[(r.next-1-i+len(r.ring))%len(r.ring)])
+	}
+	return out
+}
+
+// Sessions returns the service's live sessions.
+func (s *Service) Sessions() []Info {
+	s.book.mu.Lock()
+	live := make([]*session, 0, len(s.book.active))
+	for _, ss := range s.book.active {
+		live = append(live, ss)
+	}
+	s.book.mu.Unlock()
+	out := make([]Info, 0, len(live))
+	for _, ss := range live {
+		out = append(out, ss.info())
+	}
+	slices.SortFunc(out, func(a, b Info) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
+// Kill ends a live session; its container is removed as usual. It reports
+// whether the session was found.
+func (s *Service) Kill(id string) bool {
+	s.book.mu.Lock()
+	ss := s.book.active[id]
+	s.book.mu.Unlock()
+	if ss == nil {
+		return false
+	}
+	ss.mu.Lock()
+	end := ss.end
+	ss.mu.Unlock()
+	if end != nil {
+		end(errKilled)
+	}
+	return true
+}
+
+// Stats returns the service's counters now.
+func (s *Service) Stats() Stats {
+	b := s.book
+	b.mu.Lock()
+	st := Stats{Served: b.served, Live: len(b.active), Failures: map[string]int64{}}
+	for k, v := range b.failures {
+		st.Failures[k] = v
+	}
+	samples := slices.Clone(b.ttfb)
+	b.mu.Unlock()
+	if len(samples) > 0 {
+		slices.Sort(samples)
+		st.TTFBp50 = samples[(len(samples)-1)*50/100].Seconds()
+		st.TTFBp99 = samples[(len(samples)-1)*99/100].Seconds()
+	}
+	st.Queued = s.cluster.Sched.Queued(s.name)
+	st.PoolReady, st.PoolTarget = s.supply.ready()
+	return st
+}
+
+func (s *Service) begin(ss *session) {
+	s.book.mu.Lock()
+	s.book.active[ss.id] = ss
+	s.book.mu.Unlock()
+	s.cluster.Metrics.SessionsStarted.WithLabelValues(s.name).Inc()
+}
+
+// finish records a session that ended.
+func (s *Service) finish(ss *session) {
+	info := ss.info()
+	info.Live = false
+	b := s.book
+	b.mu.Lock()
+	delete(b.active, ss.id)
+	if ss.c != nil {
+		b.served++
+	}
+	if !success(ss.outcome) {
+		b.failures[ss.outcome]++
+	}
+	if ss.readyIn > 0 {
+		if len(b.ttfb) < ttfbSamples {
+			b.ttfb = append(b.ttfb, ss.readyIn)
+		} else {
+			b.ttfb[b.next] = ss.readyIn
+			b.next = (b.next + 1) % ttfbSamples
+		}
+	}
+	b.mu.Unlock()
+	s.cluster.Recent.add(info)
+	m := s.cluster.Metrics
+	m.SessionsEnded.WithLabelValues(s.name, ss.outcome).Inc()
+	m.SessionDuration.WithLabelValues(s.name).Observe(time.Since(ss.begin).Seconds())
+	m.Bytes.WithLabelValues(s.name, "in").Add(float64(ss.in))
+	m.Bytes.WithLabelValues(s.name, "out").Add(float64(ss.out))
+	if ss.readyIn > 0 {
+		m.FirstByte.WithLabelValues(s.name).Observe(ss.readyIn.Seconds())
+	}
+	if refused(ss.outcome) {
+		m.Refusals.WithLabelValues(s.name, ss.outcome).Inc()
+	}
+}
+
+func success(outcome string) bool {
+	switch proxy.Outcome(outcome) {
+	case proxy.Closed, proxy.Idle, proxy.MaxTime:
+		return true
+	}
+	return false
+}
+
+func refused(outcome string) bool {
+	switch outcome {
+	case outcomeRefusedProxy, outcomePerIP, outcomePerIPRate, outcomeQueueFull, outcomeQueueTimeout:
+		return true
+	}
+	return false
+}
+
+// info is a snapshot of the session; bytes of a live one come from the
+// kernel's counts on the client's socket.
+func (ss *session) info() Info {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	i := Info{
+		ID: ss.id, Service: ss.svc.name, Client: ss.addr.String(), From: ss.from,
+		Start: ss.begin, Duration: time.Since(ss.begin).Seconds(), Ready: ss.readyIn.Seconds(),
+		BytesIn: ss.in, BytesOut: ss.out, Outcome: ss.outcome, Live: ss.outcome == "",
+	}
+	if ss.c != nil {
+		i.Daemon, i.Container = ss.c.daemon(), shortID(ss.c.id)
+	}
+	if i.Live {
+		i.BytesIn, i.BytesOut = proxy.Counts(ss.client)
+	}
+	return i
+}
+
+// setEnd records how to end the session early (Kill).
+func (ss *session) setEnd(end context.CancelCauseFunc) {
+	ss.mu.Lock()
+	ss.end = end
+	ss.mu.Unlock()
+}
