@@ -49,10 +49,10 @@ type Scheduler struct {
 }
 
 type daemon struct {
-	name   string
-	max    int
-	used   int // this node's leases
-	others int // Ganger containers of other nodes, as last reconciled
+	name    string
+	max     int
+	used    int // this node's leases
+	others  int // Ganger containers of other nodes, as last reconciled
 	up      bool
 	drained bool            // an operator stopped new placements here
 	images  map[string]bool // services whose image is present
