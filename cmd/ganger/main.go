@@ -44,6 +44,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return check(args[1:], stdout, stderr)
 	case "reload":
 		return reload(args[1:], stdout, stderr)
+	case "ctl":
+		return ctl(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "ganger %s\n", version)
 		return nil
@@ -66,6 +68,8 @@ Commands:
   reload --pid-file F [--config FILE]
                         make a running ganger (serve --pid-file F) reload its config;
                         with --config, check FILE first and reload only if it is valid
+  ctl [--api URL] [--token T] [--json] status|sessions|kill ID|drain D|undrain D|reload
+                        see and steer a running ganger through its API
   version               print the version
 `)
 }

@@ -72,6 +72,7 @@ type proc struct {
 func writeConfig(t *testing.T, node, drain string, extra ...string) string {
 	path := filepath.Join(t.TempDir(), "ganger.yaml")
 	cfg := fmt.Sprintf(strings.Join(extra, "")+`node: %s
+api: {listen: 127.0.0.1:0}
 services:
   - name: echo
     listen: 127.0.0.1:0
@@ -130,8 +131,8 @@ func (p *proc) wait() error {
 	}
 }
 
-// session opens a session and waits for its banner: its container runs.
-func session(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+// openSession opens a session and waits for its banner: its container runs.
+func openSession(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -153,8 +154,8 @@ func TestSIGTERMDrainsAndCleansUp(t *testing.T) {
 	node := dockertest.Node(t, d)
 	p := startProc(t, writeConfig(t, node, "1500ms"))
 	addr := p.addr()
-	a, ra := session(t, addr)
-	b, _ := session(t, addr)
+	a, ra := openSession(t, addr)
+	b, _ := openSession(t, addr)
 	if n := len(dockertest.Owned(t, d, node)); n != 2 {
 		t.Fatalf("got %d containers; want 2", n)
 	}
@@ -193,8 +194,8 @@ func TestCrashRecovery(t *testing.T) {
 	config := writeConfig(t, node, "1s")
 	p := startProc(t, config)
 	addr := p.addr()
-	session(t, addr)
-	session(t, addr)
+	openSession(t, addr)
+	openSession(t, addr)
 	p.cmd.Process.Kill()
 	p.wait()
 	if n := len(dockertest.Owned(t, d, node)); n != 2 {
@@ -218,7 +219,7 @@ func TestJSONLogs(t *testing.T) {
 	d := dockertest.Daemon(t)
 	node := dockertest.Node(t, d)
 	p := startProc(t, writeConfig(t, node, "1s", "log: {format: json}\n"))
-	c, _ := session(t, p.addr())
+	c, _ := openSession(t, p.addr())
 	c.Close()
 	dockertest.Eventually(t, 30*time.Second, "no session end line", func() bool {
 		return strings.Contains(p.logs.String(), `"msg":"session end"`)
@@ -256,7 +257,7 @@ func TestSecondSignalSkipsDrain(t *testing.T) {
 	d := dockertest.Daemon(t)
 	node := dockertest.Node(t, d)
 	p := startProc(t, writeConfig(t, node, "10m"))
-	c, _ := session(t, p.addr())
+	c, _ := openSession(t, p.addr())
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	dockertest.Eventually(t, 30*time.Second, "first signal not logged", func() bool {
 		return strings.Contains(p.logs.String(), "shutting down gracefully")
@@ -282,7 +283,7 @@ func TestReloadCommand(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath, pidPath := filepath.Join(dir, "ganger.yaml"), filepath.Join(dir, "ganger.pid")
 	write := func(banner string) {
-		y := fmt.Sprintf("node: %s\nservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: [-banner, %s], timeouts: {drain: 1s}}\n", node, dockertest.Image, banner)
+		y := fmt.Sprintf("node: %s\napi: {listen: 127.0.0.1:0}\nservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: [-banner, %s], timeouts: {drain: 1s}}\n", node, dockertest.Image, banner)
 		if err := os.WriteFile(cfgPath, []byte(y), 0o644); err != nil {
 			t.Fatal(err)
 		}

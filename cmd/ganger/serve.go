@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
+	"github.com/ganger-dev/ganger/internal/api"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/server"
 )
@@ -57,13 +61,62 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 		}
 		defer os.Remove(pidFile)
 	}
-	go reloadOnHUP(stop, srv, path, log)
-	return srv.Serve(stop, force)
+	reload := func(ctx context.Context) error { return reloadFile(ctx, srv, path) }
+	go reloadOnHUP(stop, reload, log)
+	a, err := startAPI(cfg, srv, reload, log)
+	if err != nil {
+		srv.Close()
+		return err
+	}
+	err = srv.Serve(stop, force)
+	if a != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a.Shutdown(ctx)
+		cancel()
+	}
+	return err
+}
+
+// startAPI serves the HTTP interface, unless api.listen is "".
+func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Context) error, log *slog.Logger) (*api.API, error) {
+	if cfg.API.Listen == "" {
+		return nil, nil
+	}
+	token := cfg.API.Token
+	if cfg.API.TokenFile != "" {
+		b, err := os.ReadFile(cfg.API.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("api token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, Token: token, Log: log.With("component", "api")}
+	go func() {
+		if err := a.Serve(ln); err != nil {
+			log.Error("api stopped", "err", err)
+		}
+	}()
+	log.Info("api listening", "addr", ln.Addr().String(), "mutating_calls", token != "")
+	return a, nil
+}
+
+// reloadFile reads and validates the config file and applies it; an
+// invalid file changes nothing and its errors are returned.
+func reloadFile(ctx context.Context, srv *server.Server, path string) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	return srv.Reload(ctx, cfg)
 }
 
 // reloadOnHUP reloads the config file at each SIGHUP until ctx ends. An
 // invalid file changes nothing; its errors are logged.
-func reloadOnHUP(ctx context.Context, srv *server.Server, path string, log *slog.Logger) {
+func reloadOnHUP(ctx context.Context, reload func(context.Context) error, log *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -73,24 +126,19 @@ func reloadOnHUP(ctx context.Context, srv *server.Server, path string, log *slog
 			return
 		case <-hup:
 		}
-		log.Info("SIGHUP: reloading", "config", path)
-		cfg, err := config.Load(path)
+		log.Info("SIGHUP: reloading")
+		err := reload(ctx)
 		var errs config.Errors
 		switch {
 		case errors.As(err, &errs):
 			for _, e := range errs {
 				log.Error("reload: invalid config; nothing changed", "error", e.Error())
 			}
-			continue
 		case err != nil:
-			log.Error("reload: nothing changed", "err", err)
-			continue
-		}
-		if err := srv.Reload(ctx, cfg); err != nil {
 			log.Error("reload failed", "err", err)
-			continue
+		default:
+			log.Info("reload done")
 		}
-		log.Info("reload done", "services", len(cfg.Services))
 	}
 }
 

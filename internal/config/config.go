@@ -24,11 +24,22 @@ type Config struct {
 	Reconcile Duration `yaml:"reconcile"`
 
 	Log        Log        `yaml:"log"`
+	API        API        `yaml:"api"`
 	Limits     Global     `yaml:"limits"`
 	Health     Health     `yaml:"health"`
 	Registries []Registry `yaml:"registries"`
 	Daemons    []Daemon   `yaml:"daemons"`
 	Services   []Service  `yaml:"services"`
+}
+
+// API configures the HTTP interface: status page, JSON API, metrics.
+type API struct {
+	// Listen is its address; "" turns it off. Default 127.0.0.1:5480.
+	Listen string `yaml:"listen"`
+	// Token authorises mutating calls (Bearer). Without one they are
+	// refused. Or TokenFile: a file holding it.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // Global caps the whole node.
@@ -264,4 +275,5 @@ const (
 	DefaultHealthEvery   = 2 * time.Second
 	DefaultHealthFails   = 3
 	DefaultIdleStop      = 5 * time.Minute
+	DefaultAPIListen     = "127.0.0.1:5480"
 )

@@ -54,7 +54,7 @@ func TestExampleWritesEveryDefault(t *testing.T) {
 		t.Fatalf("example service differs from the defaults:\ngot  %+v\nwant %+v", s, want)
 	}
 	def := defaultConfig()
-	if cfg.Health != def.Health || cfg.Limits != def.Limits || cfg.Reconcile != def.Reconcile {
+	if cfg.Health != def.Health || cfg.Limits != def.Limits || cfg.Reconcile != def.Reconcile || cfg.API != def.API {
 		t.Fatalf("example top level differs from the defaults: health %+v limits %+v reconcile %v", cfg.Health, cfg.Limits, cfg.Reconcile)
 	}
 	d := DaemonFromEnv()

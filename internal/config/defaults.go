@@ -86,6 +86,7 @@ func DaemonFromEnv() Daemon {
 func defaultConfig() Config {
 	return Config{
 		Reconcile: Duration(DefaultReconcile),
+		API:       API{Listen: DefaultAPIListen},
 		Health:    Health{Interval: Duration(DefaultHealthEvery), Timeout: Duration(DefaultHealthEvery), Failures: DefaultHealthFails},
 	}
 }

@@ -61,6 +61,16 @@ func (c *Config) validate(pos *positions) []Error {
 }
 
 func (v *validator) global(c *Config) {
+	if c.API.Listen != "" {
+		v.listen("api.listen", c.API.Listen)
+	}
+	if c.API.Token != "" && c.API.TokenFile != "" {
+		v.fail("api.token_file", "give token or token_file, not both")
+	} else if c.API.TokenFile != "" {
+		if _, err := os.Stat(c.API.TokenFile); err != nil {
+			v.fail("api.token_file", "cannot read %s: %v", c.API.TokenFile, err)
+		}
+	}
 	if c.Limits.MaxSessions < 0 {
 		v.fail("limits.max_sessions", "want 0 (no cap) or more, got %d", c.Limits.MaxSessions)
 	}

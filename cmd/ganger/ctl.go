@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ganger-dev/ganger/internal/server"
+	"github.com/ganger-dev/ganger/internal/session"
+)
+
+const ctlUsage = `usage: ganger ctl [--api URL] [--token TOKEN] [--json] COMMAND
+commands:
+  status          services and daemons
+  sessions        live and recent sessions
+  kill ID         end a session (its container is removed)
+  drain DAEMON    no new containers on DAEMON; live ones finish
+  undrain DAEMON  use DAEMON again
+  reload          re-read the config file
+The token may also come from GANGER_TOKEN.`
+
+// ctl talks to a running ganger's API.
+func ctl(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	base := fs.String("api", "http://127.0.0.1:5480", "the API's base URL")
+	token := fs.String("token", os.Getenv("GANGER_TOKEN"), "bearer token for mutating calls")
+	asJSON := fs.Bool("json", false, "print the API's JSON")
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+		fmt.Fprintln(stderr, ctlUsage)
+		return errUsage
+	}
+	c := &ctlClient{base: strings.TrimRight(*base, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	needArg := map[string]bool{"kill": true, "drain": true, "undrain": true}
+	if needArg[cmd] != (len(rest) == 1) || len(rest) > 1 {
+		fmt.Fprintln(stderr, ctlUsage)
+		return errUsage
+	}
+	var (
+		body []byte
+		err  error
+	)
+	switch cmd {
+	case "status":
+		return c.status(stdout, *asJSON)
+	case "sessions":
+		return c.sessions(stdout, *asJSON)
+	case "kill":
+		body, err = c.do("DELETE", "/v1/sessions/"+rest[0])
+	case "drain", "undrain":
+		body, err = c.do("POST", "/v1/daemons/"+rest[0]+"/"+cmd)
+	case "reload":
+		body, err = c.do("POST", "/v1/reload")
+	default:
+		fmt.Fprintf(stderr, "ganger ctl: unknown command %q\n%s\n", cmd, ctlUsage)
+		return errUsage
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		stdout.Write(body)
+	} else {
+		fmt.Fprintf(stdout, "%s: ok\n", strings.Join(fs.Args(), " "))
+	}
+	return nil
+}
+
+type ctlClient struct {
+	base, token string
+	http        *http.Client
+}
+
+// do makes a call and returns its body; an error status becomes an error
+// carrying the API's reason.
+func (c *ctlClient) do(method, path string) ([]byte, error) {
+	req, err := http.NewRequest(method, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		json.Unmarshal(body, &e)
+		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+	}
+	return body, nil
+}
+
+func (c *ctlClient) get(path string, v any) ([]byte, error) {
+	body, err := c.do("GET", path)
+	if err != nil {
+		return nil, err
+	}
+	return body, json.Unmarshal(body, v)
+}
+
+func (c *ctlClient) status(w io.Writer, asJSON bool) error {
+	var svcs []server.ServiceStatus
+	var daemons []server.DaemonStatus
+	sb, err := c.get("/v1/services", &svcs)
+	if err != nil {
+		return err
+	}
+	db, err := c.get("/v1/daemons", &daemons)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		fmt.Fprintf(w, "{\"services\": %s, \"daemons\": %s}\n", sb, db)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tLISTEN\tMODE\tLIVE\tQUEUED\tPOOL\tSERVED\tFAILURES\tTTFB P50\tTTFB P99")
+	for _, s := range svcs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\n", s.Name, s.Listen, s.Mode, s.Live, s.Queued,
+			s.PoolReady, s.PoolTarget, s.Served, failures(s.Failures), millis(s.TTFBp50), millis(s.TTFBp99))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "DAEMON\tSTATE\tAPI\tCONTAINERS\tMAX\tDRAINED")
+	for _, d := range daemons {
+		state := "down"
+		if d.Up {
+			state = "up"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%v\n", d.Name, state, d.APIVersion, d.Containers, d.Max, d.Drained)
+	}
+	return tw.Flush()
+}
+
+func (c *ctlClient) sessions(w io.Writer, asJSON bool) error {
+	var s struct{ Live, Recent []session.Info }
+	body, err := c.get("/v1/sessions", &s)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		w.Write(body)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SESSION\tSTATE\tSERVICE\tCLIENT\tDAEMON\tCONTAINER\tDURATION\tIN\tOUT\tOUTCOME")
+	for _, list := range [][]session.Info{s.Live, s.Recent} {
+		for _, i := range list {
+			state := "ended"
+			if i.Live {
+				state = "live"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", i.ID, state, i.Service, i.Client, i.Daemon, i.Container,
+				time.Duration(i.Duration*float64(time.Second)).Round(time.Millisecond), i.BytesIn, i.BytesOut, i.Outcome)
+		}
+	}
+	return tw.Flush()
+}
+
+func failures(m map[string]int64) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s:%d", k, v))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+func millis(s float64) string {
+	if s == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1fms", s*1000)
+}
