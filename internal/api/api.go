@@ -69,9 +69,33 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /metrics", a.Metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.ready)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fail(w, 404, "no such endpoint: "+r.Method+" "+r.URL.Path) })
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r) // it sets the path's values; Handler does not
+			return
+		}
+		// No route: the mux knows whether it is 404 or 405; say it in JSON.
+		probe := &statusOnly{header: http.Header{}, code: 200}
+		h.ServeHTTP(probe, r)
+		if allow := probe.header.Get("Allow"); allow != "" {
+			w.Header().Set("Allow", allow)
+			fail(w, probe.code, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+			return
+		}
+		fail(w, probe.code, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
 }
+
+// statusOnly records the status and headers a handler writes, not its body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 
 // Serve serves on ln until Shutdown. Timeouts keep slow clients from
 // holding it.
