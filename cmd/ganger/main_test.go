@@ -96,9 +96,14 @@ func startProc(t *testing.T, config string) *proc {
 	}
 	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
+		if p.cmd.ProcessState == nil { // still running: stop it as an operator would
+			p.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-p.done:
+			case <-time.After(time.Minute):
+				p.cmd.Process.Kill()
+				<-p.done
+			}
 		}
 		if t.Failed() {
 			t.Logf("ganger logs:\n%s", p.logs)

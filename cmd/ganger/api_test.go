@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/ganger-dev/ganger/internal/dockertest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const token = "t0ken"
+
+// apiNode runs the binary with the API on a free port and a token, an echo
+// service and a capped one (one container, no queue) for refusals.
+func apiNode(t *testing.T) (p *proc, api, echo, capped string) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	y := fmt.Sprintf(`node: %s
+api: {listen: 127.0.0.1:0, token: %s}
+services:
+  - {name: echo, listen: 127.0.0.1:0, image: %[3]s, port: 7777, cmd: [-banner, hi], timeouts: {drain: 1s}}
+  - {name: capped, listen: 127.0.0.1:0, image: %[3]s, port: 7777, cmd: [-banner, hi], max_containers: 1, queue: {max: 0}, timeouts: {drain: 1s}}
+`, node, token, dockertest.Image)
+	os.WriteFile(path, []byte(y), 0o644)
+	p = startProc(t, path)
+	echo = p.addr()
+	addrOf := func(re *regexp.Regexp) string {
+		var a string
+		dockertest.Eventually(t, time.Minute, "no address logged", func() bool {
+			if m := re.FindStringSubmatch(p.logs.String()); m != nil {
+				a = m[1]
+			}
+			return a != ""
+		})
+		return a
+	}
+	api = "http://" + addrOf(regexp.MustCompile(`msg="api listening" addr=(\S+)`))
+	capped = addrOf(regexp.MustCompile(`msg=listening service=capped addr=(\S+)`))
+	return p, api, echo, capped
+}
+
+func ctlRun(t *testing.T, args ...string) (string, error) {
+	out, err := exec.Command(binary, append([]string{"ctl"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAPIAndCtl(t *testing.T) {
+	p, api, echo, capped := apiNode(t)
+	c, _ := openSession(t, echo)
+	var s struct{ Live []struct{ ID, Service string } }
+	getJSON(t, api+"/v1/sessions", &s)
+	if len(s.Live) != 1 || s.Live[0].Service != "echo" {
+		t.Fatalf("live sessions %+v; want the one open", s.Live)
+	}
+	id := s.Live[0].ID
+	if out, err := ctlRun(t, "--api", api, "sessions"); err != nil || !strings.Contains(out, id) || !strings.Contains(out, "live") {
+		t.Fatalf("ctl sessions: %v\n%s", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "status"); err != nil || !regexp.MustCompile(`(?m)^echo\s`).MatchString(out) || !regexp.MustCompile(`(?m)^local\s+up\s`).MatchString(out) {
+		t.Fatalf("ctl status: %v\n%s", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", "wrong", "kill", id); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("ctl kill with a wrong token: %v\n%s", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", token, "kill", id); err != nil {
+		t.Fatalf("ctl kill: %v\n%s", err, out)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("killed session's client not closed: %v", err)
+	}
+	dockertest.Eventually(t, 30*time.Second, "kill not logged", func() bool { return strings.Contains(p.logs.String(), "outcome=killed") })
+
+	for _, cmd := range []string{"drain", "undrain"} {
+		if out, err := ctlRun(t, "--api", api, "--token", token, cmd, "local"); err != nil {
+			t.Fatalf("ctl %s: %v\n%s", cmd, err, out)
+		}
+		var ds []struct {
+			Name    string
+			Drained bool
+		}
+		getJSON(t, api+"/v1/daemons", &ds)
+		if ds[0].Drained != (cmd == "drain") {
+			t.Fatalf("after %s: %+v", cmd, ds)
+		}
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", token, "reload"); err != nil {
+		t.Fatalf("ctl reload: %v\n%s", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "--json", "status"); err != nil || !json.Valid([]byte(out)) {
+		t.Fatalf("ctl --json status: %v\n%s", err, out)
+	}
+
+	openSession(t, capped) // holds the capped service's only container
+	over, err := net.Dial("tcp", capped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(over) // refused: queue_full
+	checkMetrics(t, api)
+}
+
+// checkMetrics compares the ganger_ metric families and their label names
+// with testdata/metrics.golden (go test -update rewrites it).
+func checkMetrics(t *testing.T, api string) {
+	t.Helper()
+	var got []string
+	dockertest.Eventually(t, 30*time.Second, "refusal not counted", func() bool {
+		resp, err := http.Get(api + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		got = metricShapes(resp.Body)
+		return slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "ganger_refusals_total") })
+	})
+	golden := "testdata/metrics.golden"
+	if *update {
+		os.WriteFile(golden, []byte(strings.Join(got, "\n")+"\n"), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := strings.Join(got, "\n") + "\n"; g != string(want) {
+		t.Fatalf("metrics differ from %s (go test -update to accept):\ngot:\n%s\nwant:\n%s", golden, g, want)
+	}
+}
+
+// metricShapes returns "family{label,...}" for every ganger_ family.
+func metricShapes(r io.Reader) []string {
+	kinds := map[string]string{}
+	labels := map[string]map[string]bool{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" {
+			kinds[f[2]] = f[3]
+			continue
+		}
+		if !strings.HasPrefix(line, "ganger_") {
+			continue
+		}
+		name, rest, _ := strings.Cut(line, "{")
+		name, _, _ = strings.Cut(name, " ")
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+			if base := strings.TrimSuffix(name, suffix); base != name && kinds[base] == "histogram" {
+				name = base
+			}
+		}
+		if labels[name] == nil {
+			labels[name] = map[string]bool{}
+		}
+		for _, kv := range regexp.MustCompile(`(\w+)="`).FindAllStringSubmatch(rest, -1) {
+			if kv[1] != "le" {
+				labels[name][kv[1]] = true
+			}
+		}
+	}
+	var out []string
+	for name, ls := range labels {
+		keys := make([]string, 0, len(ls))
+		for k := range ls {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		out = append(out, fmt.Sprintf("%s %s{%s}", name, kinds[name], strings.Join(keys, ",")))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// The status page in real headless Chromium, with a session open: its DOM
+// shows that session; a screenshot is kept in the test's temp dir.
+func TestStatusPageInChromium(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not installed (make test-deps): %v", err)
+	}
+	_, api, echo, _ := apiNode(t)
+	openSession(t, echo)
+	var s struct{ Live []struct{ ID string } }
+	getJSON(t, api+"/v1/sessions", &s)
+	if len(s.Live) != 1 {
+		t.Fatalf("live: %+v", s.Live)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	sel := chromedp.CSS(fmt.Sprintf(`tr[data-session="%s"]`, s.Live[0].ID))
+	if err := chromedp.Do(ctx, chromedp.Navigate(api+"/"), chromedp.WaitVisible(sel)); err != nil {
+		t.Fatal(err)
+	}
+	row, err := chromedp.Run(ctx, chromedp.Text(sel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Title())
+	if err != nil {
+		t.Fatal(err)
+	}
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if title != "Ganger status" || !strings.Contains(row, "echo") || !strings.Contains(row, "local") {
+		t.Fatalf("title %q, session row %q", title, row)
+	}
+	png := filepath.Join(t.TempDir(), "status.png")
+	if err := os.WriteFile(png, shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", png, len(shot))
+	if os.Getenv("GANGER_SCREENSHOT") != "" {
+		os.WriteFile(os.Getenv("GANGER_SCREENSHOT"), shot, 0o644)
+	}
+}
