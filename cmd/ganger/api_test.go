@@ -77,7 +77,9 @@ func getJSON(t *testing.T, url string, v any) {
 func TestAPIAndCtl(t *testing.T) {
 	p, api, echo, capped := apiNode(t)
 	c, _ := openSession(t, echo)
-	var s struct{ Live []struct{ ID, Service string } }
+	var s struct {
+		Live []struct{ ID, Service string }
+	}
 	getJSON(t, api+"/v1/sessions", &s)
 	if len(s.Live) != 1 || s.Live[0].Service != "echo" {
 		t.Fatalf("live sessions %+v; want the one open", s.Live)

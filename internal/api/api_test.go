@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -151,5 +152,27 @@ func TestBadRequests(t *testing.T) {
 	n.ready = false
 	if code, _, _ := call(t, h, "GET", "/readyz", ""); code != 503 {
 		t.Errorf("readyz while not ready: %d; want 503", code)
+	}
+}
+
+// A client that sends half a request and stalls cannot hold a connection:
+// the server's header timeout closes it.
+func TestSlowClientIsCut(t *testing.T) {
+	a, _ := newAPI("")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Serve(ln)
+	defer a.Shutdown(context.Background())
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /v1/services HTTP/1.1\r\nHost: x\r\n") // and never the blank line
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("stalled request still open after 30s: %v", err)
 	}
 }
