@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ganger-dev/ganger/internal/server"
@@ -42,7 +43,9 @@ type API struct {
 	Token string
 	Log   *slog.Logger
 
-	srv *http.Server
+	mu     sync.Mutex
+	srv    *http.Server
+	closed bool // Shutdown came first: Serve returns at once
 }
 
 //go:embed status.html
@@ -100,7 +103,7 @@ func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 // Serve serves on ln until Shutdown. Timeouts keep slow clients from
 // holding it.
 func (a *API) Serve(ln net.Listener) error {
-	a.srv = &http.Server{
+	srv := &http.Server{
 		Handler:           a.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -108,7 +111,14 @@ func (a *API) Serve(ln net.Listener) error {
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 	}
-	if err := a.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ln.Close()
+	}
+	a.srv = srv
+	a.mu.Unlock()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -116,11 +126,15 @@ func (a *API) Serve(ln net.Listener) error {
 
 // Shutdown drains in-flight requests until ctx is done, then closes.
 func (a *API) Shutdown(ctx context.Context) error {
-	if a.srv == nil {
+	a.mu.Lock()
+	srv := a.srv
+	a.closed = true
+	a.mu.Unlock()
+	if srv == nil {
 		return nil
 	}
-	if err := a.srv.Shutdown(ctx); err != nil {
-		return a.srv.Close()
+	if err := srv.Shutdown(ctx); err != nil {
+		return srv.Close()
 	}
 	return nil
 }
