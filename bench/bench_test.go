@@ -24,18 +24,24 @@ import (
 // node runs an in-process Ganger with one echo service; cmd is its YAML.
 // daemons, if given, is the YAML of its daemons list.
 func node(b *testing.B, cmd string, daemons ...string) (addr string, nodeID string, d *docker.Daemon) {
-	d = dockertest.Daemon(b)
-	nodeID = dockertest.Node(b, d)
 	ds := ""
 	if len(daemons) > 0 {
 		ds = "daemons:\n" + daemons[0]
 	}
-	yml := fmt.Sprintf("node: %s\n%sservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: %s}\n", nodeID, ds, dockertest.Image, cmd)
+	return nodeWith(b, ds, "cmd: "+cmd, io.Discard)
+}
+
+// nodeWith runs an in-process Ganger: top is top-level YAML, svc the echo
+// service's extra keys (flow style), logs where it logs (info and up).
+func nodeWith(b *testing.B, top, svc string, logs io.Writer) (addr string, nodeID string, d *docker.Daemon) {
+	d = dockertest.Daemon(b)
+	nodeID = dockertest.Node(b, d)
+	yml := fmt.Sprintf("node: %s\n%sservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, %s}\n", nodeID, top, dockertest.Image, svc)
 	cfg, err := config.Parse("bench.yaml", []byte(yml))
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
