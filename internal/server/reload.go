@@ -20,7 +20,7 @@ import (
 // services (node, daemons, limits, health, registries, reconcile) need a
 // restart and are not applied.
 func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
-	if err := s.prepareImages(ctx, cfg.Services); err != nil {
+	if err := s.prepareImages(ctx, s.imageChanges(cfg.Services)); err != nil {
 		return err
 	}
 	s.warnRestartOnly(cfg)
@@ -89,6 +89,24 @@ func (s *Server) retire(r *running) {
 		s.mu.Unlock()
 		s.log.Info("reload: retired service drained", "service", r.svc.Name())
 	})
+}
+
+// imageChanges returns the services whose image needs preparing: new ones,
+// and those whose image or pull policy changed. The others' images were
+// made present at start-up or when their daemon joined; pull: always
+// means then, not at every reload.
+func (s *Server) imageChanges(svcs []config.Service) []config.Service {
+	old := map[string]config.Service{}
+	for _, sc := range s.servicesConfig() {
+		old[sc.Name] = sc
+	}
+	var out []config.Service
+	for _, sc := range svcs {
+		if o, ok := old[sc.Name]; !ok || o.Image != sc.Image || o.Pull != sc.Pull {
+			out = append(out, sc)
+		}
+	}
+	return out
 }
 
 // prepareImages makes each service's image present on every daemon that
