@@ -3,8 +3,6 @@
 // every container Ganger creates.
 package ganger
 
-import "time"
-
 // Labels on every container Ganger creates. Other tools (and a restarted
 // Ganger) rely on them to find what Ganger owns.
 const (
@@ -49,9 +47,8 @@ type Exit struct {
 
 // Managed is one Ganger container seen on a daemon.
 type Managed struct {
-	ID      string
-	Name    string
-	Labels  map[string]string
-	State   string
-	Created time.Time
+	ID     string
+	Name   string
+	Labels map[string]string
+	State  string
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/moby/moby/client"
 
@@ -29,7 +28,7 @@ func (d *Daemon) ListManaged(ctx context.Context, owner string) ([]ganger.Manage
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
 		out = append(out, ganger.Managed{
-			ID: c.ID, Name: name, Labels: c.Labels, State: string(c.State), Created: time.Unix(c.Created, 0),
+			ID: c.ID, Name: name, Labels: c.Labels, State: string(c.State),
 		})
 	}
 	return out, nil

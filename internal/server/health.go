@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/ganger-dev/ganger/internal/config"
-	"time"
 )
 
 // join readies a daemon that answers and puts it to use: this node's
@@ -54,22 +53,13 @@ func (s *Server) imageSomewhere(service string) bool {
 // watch pings the daemon every health interval. After health.failures
 // failures in a row it is marked down; when it answers again it rejoins.
 func (s *Server) watch(ctx context.Context, m *member) {
-	t := time.NewTicker(s.cfg.Health.Interval.D())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, s.cfg.Health.Interval.D(), func() {
 		if m.isUp() {
 			s.check(ctx, m, s.cfg.Health.Failures)
-			continue
-		}
-		if err := s.join(ctx, m, "recovery"); err == nil {
+		} else if err := s.join(ctx, m, "recovery"); err == nil {
 			s.log.Info("daemon up again", "daemon", m.name)
 		}
-	}
+	})
 }
 
 // check pings an up daemon once and marks it down if that makes failures

@@ -11,6 +11,17 @@ import (
 // no live session owns, and counts other nodes' containers on each daemon
 // (they share its max_containers).
 func (s *Server) reconcileEvery(ctx context.Context, every time.Duration) {
+	tick(ctx, every, func() {
+		for _, m := range s.members {
+			if m.isUp() {
+				s.sweep(ctx, m, "reconcile")
+			}
+		}
+	})
+}
+
+// tick calls f every interval until ctx ends.
+func tick(ctx context.Context, every time.Duration, f func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -18,11 +29,7 @@ func (s *Server) reconcileEvery(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		for _, m := range s.members {
-			if m.isUp() {
-				s.sweep(ctx, m, "reconcile")
-			}
+			f()
 		}
 	}
 }

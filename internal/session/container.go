@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/ganger-dev/ganger"
@@ -191,11 +190,10 @@ func (s *Service) destroy(c *container, log *slog.Logger) {
 
 // watch calls gone once if c exits (or its watch fails) before ctx ends.
 func (s *Service) watch(ctx context.Context, c *container, gone func()) {
-	var once sync.Once
 	go func() {
 		select {
 		case <-s.cluster.Backend(c.daemon()).Wait(ctx, c.id):
-			once.Do(gone)
+			gone()
 		case <-ctx.Done():
 		}
 	}()

@@ -155,7 +155,6 @@ func (p *pool) warm(cf *conf) {
 	p.starting--
 	ok := err == nil && !p.stopped && cf.gen == p.s.conf.Load().gen
 	if ok {
-		c.uses = 0
 		p.park(c)
 		log.Info("pool: container ready", "daemon", c.daemon(), "container", shortID(c.id), "idle", len(p.idle))
 	}

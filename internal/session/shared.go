@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -250,10 +249,8 @@ func (p *shared) stop() {
 	cs := p.cs
 	p.cs = nil
 	p.mu.Unlock()
-	for _, sc := range cs {
-		if sc.err == nil && !errors.Is(sc.err, errExited) {
-			p.stopIdle(sc)
-		}
+	for _, sc := range cs { // every start is over, and failed ones left the list
+		p.stopIdle(sc)
 	}
 }
 
