@@ -84,12 +84,16 @@ func clients(b *testing.B, addr string) time.Duration {
 		conns[i] = c
 		return firstByte(c)
 	})
+	closeAll(conns)
+	return took
+}
+
+func closeAll(conns []net.Conn) {
 	for _, c := range conns {
 		if c != nil {
 			c.Close()
 		}
 	}
-	return took
 }
 
 // parallelLoop creates, starts and dials 20 containers at once on d, and
@@ -115,11 +119,7 @@ func parallelLoop(b *testing.B, d *docker.Daemon, owner string, round int) time.
 		conns[i] = c
 		return firstByte(c)
 	})
-	for _, c := range conns {
-		if c != nil {
-			c.Close()
-		}
-	}
+	closeAll(conns)
 	for _, id := range ids {
 		if id != "" {
 			d.Remove(context.Background(), id)

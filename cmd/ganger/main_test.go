@@ -87,9 +87,11 @@ services:
 	return path
 }
 
-func startProc(t *testing.T, config string) *proc {
+// startProc runs `ganger serve --config config [extra...]`; at the test's
+// end it is stopped with SIGTERM if still running.
+func startProc(t *testing.T, config string, extra ...string) *proc {
 	p := &proc{t: t, logs: &dockertest.Logs{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve", "--config", config)
+	p.cmd = exec.Command(binary, append([]string{"serve", "--config", config}, extra...)...)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -294,19 +296,7 @@ func TestReloadCommand(t *testing.T) {
 		}
 	}
 	write("v1")
-	p := &proc{t: t, logs: &dockertest.Logs{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(binary, "serve", "--config", cfgPath, "--pid-file", pidPath)
-	p.cmd.Stderr = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
+	p := startProc(t, cfgPath, "--pid-file", pidPath)
 	addr := p.addr()
 	expectBanner := func(want string) {
 		t.Helper()
