@@ -248,3 +248,25 @@ func TestMaxContainers(t *testing.T) {
 		return err == nil && line == "b\n"
 	})
 }
+
+// The overall cap (limits.max_sessions) and a service's cap
+// (max_containers) hold on the real engine, with room on the daemon.
+func TestServiceAndGlobalCaps(t *testing.T) {
+	t.Run("service", func(t *testing.T) {
+		h := start(t, svc("one", `["-banner", "hi"]`, "max_containers: 1", "queue: {max: 0}")+svc("other", `["-banner", "hi"]`))
+		openSessions(t, h, "one", 1)
+		if got := expectClosed(t, h.dial("one")); len(got) != 0 {
+			t.Fatalf("second session of a service capped at 1 got %q", got)
+		}
+		h.waitLog("session end", "service=one", "outcome=queue_full")
+		openSessions(t, h, "other", 2) // the cap is the service's, not the daemon's
+	})
+	t.Run("global", func(t *testing.T) {
+		h := start(t, svc("a", `["-banner", "hi"]`, "queue: {max: 0}")+svc("b", `["-banner", "hi"]`, "queue: {max: 0}"), opts{top: "limits: {max_sessions: 1}\n"})
+		openSessions(t, h, "a", 1)
+		if got := expectClosed(t, h.dial("b")); len(got) != 0 {
+			t.Fatalf("a session past max_sessions got %q", got)
+		}
+		h.waitLog("session end", "service=b", "outcome=queue_full")
+	})
+}
