@@ -32,13 +32,15 @@ const token = "t0ken"
 func apiNode(t *testing.T) (p *proc, api, echo, capped string) {
 	d := dockertest.Daemon(t)
 	node := dockertest.Node(t, d)
-	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	dir := t.TempDir()
+	path, tokenFile := filepath.Join(dir, "ganger.yaml"), filepath.Join(dir, "token")
+	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
 	y := fmt.Sprintf(`node: %s
-api: {listen: 127.0.0.1:0, token: %s}
+api: {listen: 127.0.0.1:0, token_file: %s}
 services:
   - {name: echo, listen: 127.0.0.1:0, image: %[3]s, port: 7777, cmd: [-banner, hi], timeouts: {drain: 1s}}
   - {name: capped, listen: 127.0.0.1:0, image: %[3]s, port: 7777, cmd: [-banner, hi], max_containers: 1, queue: {max: 0}, timeouts: {drain: 1s}}
-`, node, token, dockertest.Image)
+`, node, tokenFile, dockertest.Image)
 	os.WriteFile(path, []byte(y), 0o644)
 	p = startProc(t, path)
 	echo = p.addr()

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,7 +167,9 @@ func TestRegistryCredentials(t *testing.T) {
 	t.Run("config", func(t *testing.T) {
 		t.Setenv("DOCKER_CONFIG", t.TempDir())
 		exec.Command("docker", "rmi", ref).Run()
-		h := start(t, service, opts{top: fmt.Sprintf("registries:\n  - {host: %q, username: ganger, password: s3cret}\n", reg)})
+		pw := filepath.Join(t.TempDir(), "password")
+		os.WriteFile(pw, []byte("s3cret\n"), 0o600) // the trailing newline is cut
+		h := start(t, service, opts{top: fmt.Sprintf("registries:\n  - {host: %q, username: ganger, password_file: %q}\n", reg, pw)})
 		h.waitLog("image pulled", ref)
 		openSessions(t, h, "private", 1)
 	})
