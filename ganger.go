@@ -1,7 +1,10 @@
 // Package ganger holds the domain types shared by Ganger's parts: what a
-// container should be (Spec), how it ended (Exit), and the labels that mark
-// every container Ganger creates.
+// container should be (Spec), how it ended (Exit), how a session ended
+// (Outcome), the typed settings the runtime works on, and the labels that
+// mark every container Ganger creates.
 package ganger
+
+import "errors"
 
 // Labels on every container Ganger creates. Other tools (and a restarted
 // Ganger) rely on them to find what Ganger owns.
@@ -11,6 +14,44 @@ const (
 	LabelOwner    = "ganger.owner"   // the id of the Ganger node that created it
 	LabelSession  = "ganger.session" // the session it serves, for per-connection containers
 	LabelInstance = "ganger.instance"
+)
+
+// Mode is how a service gives containers to sessions.
+type Mode string
+
+// Modes.
+const (
+	PerConnection Mode = "per-connection" // a container per session (pooled, reused)
+	Shared        Mode = "shared"         // sessions share containers
+)
+
+// Placement chooses among the daemons with room.
+type Placement string
+
+// Placements.
+const (
+	Spread  Placement = "spread"  // least utilised, rotating among equals
+	Binpack Placement = "binpack" // fullest that still has room
+)
+
+// PullPolicy says when an image is pulled onto a daemon.
+type PullPolicy string
+
+// Pull policies.
+const (
+	PullMissing PullPolicy = "missing" // pull when absent
+	PullAlways  PullPolicy = "always"  // pull whenever the image is prepared
+	PullNever   PullPolicy = "never"   // it must be there already
+)
+
+// DialMode says how Ganger reaches a container's port.
+type DialMode string
+
+// Dial modes.
+const (
+	DialAuto      DialMode = "auto"      // container for unix://, published for tcp:// (resolved by config)
+	DialPublished DialMode = "published" // the daemon's advertise address and the published port
+	DialContainer DialMode = "container" // the container's own IP
 )
 
 // Spec is everything a backend needs to create one container.
@@ -41,8 +82,8 @@ type Limits struct {
 
 // Exit is how a container ended.
 type Exit struct {
-	Code int64 // the process's exit code; meaningful when Err is nil
-	Err  error // the wait itself failed (daemon gone, container removed)
+	Code int64 // the process's exit code; -1 if unknown (removed, daemon lost it)
+	Err  error // why the exit is known only in part, if so
 }
 
 // Managed is one Ganger container seen on a daemon.
@@ -50,5 +91,112 @@ type Managed struct {
 	ID     string
 	Name   string
 	Labels map[string]string
-	State  string
+	State  string // created, running, exited, dead, ...
+}
+
+// Running reports whether the container is (or may soon be) running: not
+// exited, dead or being removed.
+func (m Managed) Running() bool {
+	switch m.State {
+	case "exited", "dead", "removing":
+		return false
+	}
+	return true
+}
+
+// Event is a change to a container that a daemon reports.
+type Event struct {
+	ID     string
+	Name   string
+	Action string // "die" or "destroy"
+	Exit   Exit   // for "die"
+}
+
+// Engine is what a daemon says of itself.
+type Engine struct {
+	ID         string // the engine's own id: two URLs to one daemon share it
+	APIVersion string // negotiated
+	Name       string // the host's name, as the engine reports it
+}
+
+// Outcome is how a session ended. It is set where the failure happens:
+// the error that ends a session carries it (see Fail).
+type Outcome string
+
+// Outcomes. The first four are the proxy's: the session reached its
+// container and ended normally or by a timeout.
+const (
+	Closed       Outcome = "closed"  // both sides closed
+	Reset        Outcome = "reset"   // a side reset or failed
+	Idle         Outcome = "idle"    // no byte either way for timeouts.idle
+	MaxTime      Outcome = "timeout" // timeouts.session reached
+	Canceled     Outcome = "canceled"
+	ClientGone   Outcome = "client_gone" // the client left while waiting or while its container started
+	RefusedProxy Outcome = "refused_proxy"
+	RefusedPerIP Outcome = "refused_per_ip"
+	RefusedRate  Outcome = "refused_rate"
+	QueueFull    Outcome = "queue_full"
+	QueueTimeout Outcome = "queue_timeout"
+	CreateFailed Outcome = "create_failed"
+	StartFailed  Outcome = "start_failed"
+	Exited       Outcome = "exited" // the container exited before it was ready
+	Died         Outcome = "container_died"
+	NotReady     Outcome = "not_ready"
+	NoFiles      Outcome = "no_files" // Ganger is out of file descriptors
+	Killed       Outcome = "killed"   // an operator ended it
+	Shutdown     Outcome = "shutdown" // Ganger stopped before the session was proxying
+)
+
+// Success reports whether the session ended the way sessions should.
+func (o Outcome) Success() bool {
+	switch o {
+	case Closed, Idle, MaxTime:
+		return true
+	}
+	return false
+}
+
+// Reusable reports whether a container that served a session ending so is
+// fit to serve again: exactly the successful endings.
+func (o Outcome) Reusable() bool { return o.Success() }
+
+// Refused reports whether the session was turned away at admission or for
+// want of room, before any container was tried.
+func (o Outcome) Refused() bool {
+	switch o {
+	case RefusedProxy, RefusedPerIP, RefusedRate, QueueFull, QueueTimeout:
+		return true
+	}
+	return false
+}
+
+// Quiet reports whether an ending, though not a success, is the client's
+// doing and not worth a warning.
+func (o Outcome) Quiet() bool { return o == ClientGone || o == Reset || o.Success() }
+
+// Failure is an error that says how the session it ends ended.
+type Failure struct {
+	Outcome Outcome
+	Err     error
+}
+
+func (f *Failure) Error() string { return f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Fail tags err with the outcome of the session it ends. A nil err is nil.
+func Fail(o Outcome, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Failure{Outcome: o, Err: err}
+}
+
+// OutcomeOf returns the outcome err carries (the outermost tagging), or
+// otherwise if it carries none.
+func OutcomeOf(err error, otherwise Outcome) Outcome {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f.Outcome
+	}
+	return otherwise
 }

@@ -41,7 +41,7 @@ func nodeWith(b *testing.B, top, svc string, logs io.Writer) (addr string, nodeI
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	srv, err := server.NewDocker(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,8 +57,8 @@ func nodeWith(b *testing.B, top, svc string, logs io.Writer) (addr string, nodeI
 
 // direct is a Daemon handle dialing the given way ("container" or
 // "published"), for the baselines.
-func direct(b *testing.B, dial string) *docker.Daemon {
-	cfg := config.DaemonFromEnv()
+func direct(b *testing.B, dial ganger.DialMode) *docker.Daemon {
+	cfg := server.DockerConfig(config.DaemonFromEnv())
 	cfg.Advertise, cfg.PublishIP, cfg.Dial = "127.0.0.1", "127.0.0.1", dial
 	d, err := docker.New(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

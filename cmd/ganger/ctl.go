@@ -11,8 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ganger-dev/ganger/internal/server"
-	"github.com/ganger-dev/ganger/internal/session"
+	"github.com/ganger-dev/ganger/internal/view"
 )
 
 const ctlUsage = `usage: ganger ctl [--api URL] [--token TOKEN] [--json] COMMAND
@@ -32,12 +31,16 @@ func ctl(args []string, stdout, stderr io.Writer) error {
 	base := fs.String("api", "http://127.0.0.1:5480", "the API's base URL")
 	token := fs.String("token", os.Getenv("GANGER_TOKEN"), "bearer token for mutating calls")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for an answer (a reload waits at least 11m: it may pull images)")
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
 		fmt.Fprintln(stderr, ctlUsage)
 		return errUsage
 	}
-	c := &ctlClient{base: strings.TrimRight(*base, "/"), token: *token, http: &http.Client{Timeout: 30 * time.Second}}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	if cmd == "reload" { // the server bounds a reload by its own 10-minute limit
+		*timeout = max(*timeout, 11*time.Minute)
+	}
+	c := &ctlClient{base: strings.TrimRight(*base, "/"), token: *token, http: &http.Client{Timeout: *timeout}}
 	needArg := map[string]bool{"kill": true, "drain": true, "undrain": true}
 	if needArg[cmd] != (len(rest) == 1) || len(rest) > 1 {
 		fmt.Fprintln(stderr, ctlUsage)
@@ -114,8 +117,8 @@ func (c *ctlClient) get(path string, v any) ([]byte, error) {
 }
 
 func (c *ctlClient) status(w io.Writer, asJSON bool) error {
-	var svcs []server.ServiceStatus
-	var daemons []server.DaemonStatus
+	var svcs []view.Service
+	var daemons []view.Daemon
 	sb, err := c.get("/v1/services", &svcs)
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func (c *ctlClient) status(w io.Writer, asJSON bool) error {
 }
 
 func (c *ctlClient) sessions(w io.Writer, asJSON bool) error {
-	var s struct{ Live, Recent []session.Info }
+	var s view.Sessions
 	body, err := c.get("/v1/sessions", &s)
 	if err != nil {
 		return err
@@ -158,7 +161,7 @@ func (c *ctlClient) sessions(w io.Writer, asJSON bool) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SESSION\tSTATE\tSERVICE\tCLIENT\tDAEMON\tCONTAINER\tDURATION\tIN\tOUT\tOUTCOME")
-	for _, list := range [][]session.Info{s.Live, s.Recent} {
+	for _, list := range [][]view.Session{s.Live, s.Recent} {
 		for _, i := range list {
 			state := "ended"
 			if i.Live {

@@ -43,8 +43,11 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	log.Info("ganger starting", "version", version, "node", cfg.Node, "config", path)
 
+	if n, err := server.RaiseFileLimit(); err != nil {
+		log.Warn("cannot raise the open-file limit", "limit", n, "err", err)
+	}
 	stop, force := signals(log)
-	srv, err := server.New(cfg, log)
+	srv, err := server.NewDocker(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -94,7 +97,7 @@ func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Contex
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, Token: token, Log: log.With("component", "api")}
+	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, ReloadTimeout: server.SetupTimeout, Token: token, Log: log.With("component", "api")}
 	go func() {
 		if err := a.Serve(ln); err != nil {
 			log.Error("api stopped", "err", err)

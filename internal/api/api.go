@@ -17,21 +17,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ganger-dev/ganger/internal/server"
-	"github.com/ganger-dev/ganger/internal/session"
+	"github.com/ganger-dev/ganger/internal/view"
 )
 
 // Node is what the API reads and steers.
 type Node interface {
-	Services() []server.ServiceStatus
-	Daemons() []server.DaemonStatus
-	Sessions() (live, recent []session.Info)
+	Services() []view.Service
+	Daemons() []view.Daemon
+	Sessions() (live, recent []view.Session)
 	Kill(id string) bool
 	Drain(daemon string, on bool) error
 	Ready() bool
 }
-
-var _ Node = (*server.Server)(nil)
 
 // API is the HTTP interface of one node. Set its fields, then Serve.
 type API struct {
@@ -39,6 +36,9 @@ type API struct {
 	Metrics http.Handler
 	// Reload re-reads and applies the config file; nil refuses reloads.
 	Reload func(ctx context.Context) error
+	// ReloadTimeout bounds a reload (image pulls included); it is not cut
+	// short by the client hanging up. If zero, 10 minutes.
+	ReloadTimeout time.Duration
 	// Token authorises mutating calls (Bearer). If empty, they are refused.
 	Token string
 	Log   *slog.Logger
@@ -64,11 +64,11 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", a.status)
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Services()) })
 	mux.HandleFunc("GET /v1/daemons", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Daemons()) })
-	mux.HandleFunc("GET /v1/sessions", a.sessions)
-	mux.HandleFunc("DELETE /v1/sessions/{id}", a.auth(a.kill))
-	mux.HandleFunc("POST /v1/daemons/{name}/drain", a.auth(a.drain(true)))
-	mux.HandleFunc("POST /v1/daemons/{name}/undrain", a.auth(a.drain(false)))
-	mux.HandleFunc("POST /v1/reload", a.auth(a.reload))
+	mux.HandleFunc("GET /v1/sessions", a.handle(a.sessions))
+	mux.HandleFunc("DELETE /v1/sessions/{id}", a.mutating(a.kill))
+	mux.HandleFunc("POST /v1/daemons/{name}/drain", a.mutating(a.drain(true)))
+	mux.HandleFunc("POST /v1/daemons/{name}/undrain", a.mutating(a.drain(false)))
+	mux.HandleFunc("POST /v1/reload", a.mutating(a.reload))
 	mux.Handle("GET /metrics", a.Metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.ready)
@@ -154,48 +154,57 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (a *API) sessions(w http.ResponseWriter, r *http.Request) {
+func (a *API) sessions(w http.ResponseWriter, r *http.Request) error {
 	live, recent := a.Node.Sessions()
 	if live == nil {
-		live = []session.Info{}
+		live = []view.Session{}
 	}
 	if recent == nil {
-		recent = []session.Info{}
+		recent = []view.Session{}
 	}
-	writeJSON(w, 200, map[string][]session.Info{"live": live, "recent": recent})
+	writeJSON(w, 200, view.Sessions{Live: live, Recent: recent})
+	return nil
 }
 
-func (a *API) kill(w http.ResponseWriter, r *http.Request) {
+func (a *API) kill(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	if !a.Node.Kill(id) {
-		fail(w, 404, "no live session "+id)
-		return
+		return &apiError{code: 404, msg: "no live session " + id}
 	}
-	a.Log.Info("api: session killed", "session", id, "remote", r.RemoteAddr)
 	writeJSON(w, 200, map[string]string{"killed": id})
+	return nil
 }
 
-func (a *API) drain(on bool) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+func (a *API) drain(on bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
 		name := r.PathValue("name")
 		if err := a.Node.Drain(name, on); err != nil {
-			fail(w, 404, err.Error()+": "+name)
-			return
+			return &apiError{code: 404, msg: "no such daemon: " + name, err: err}
 		}
 		writeJSON(w, 200, map[string]any{"daemon": name, "drained": on})
+		return nil
 	}
 }
 
-func (a *API) reload(w http.ResponseWriter, r *http.Request) {
+// reload applies the config file. The reload runs to its end even if the
+// client hangs up (cutting an image pull short helps nobody), bounded by
+// ReloadTimeout, and the response may take that long to write.
+func (a *API) reload(w http.ResponseWriter, r *http.Request) error {
 	if a.Reload == nil {
-		fail(w, 501, "reload is not available")
-		return
+		return &apiError{code: 501, msg: "reload is not available"}
 	}
-	if err := a.Reload(r.Context()); err != nil {
-		fail(w, 422, err.Error())
-		return
+	limit := a.ReloadTimeout
+	if limit <= 0 {
+		limit = 10 * time.Minute
+	}
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(limit + 5*time.Second))
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), limit)
+	defer cancel()
+	if err := a.Reload(ctx); err != nil {
+		return &apiError{code: 422, msg: err.Error(), err: err}
 	}
 	writeJSON(w, 200, map[string]string{"reloaded": "ok"})
+	return nil
 }
 
 func (a *API) ready(w http.ResponseWriter, r *http.Request) {
@@ -206,21 +215,59 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 }
 
-// auth admits a mutating call only with the configured bearer token.
-func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
+// handlerFunc is an endpoint that returns its failure instead of writing it.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// apiError is a failure: the status and message the client sees, and the
+// error behind it, which is logged and not shown.
+type apiError struct {
+	code int
+	msg  string
+	err  error
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+// handle writes h's failure as JSON and logs it: a 5xx as an error, a 4xx
+// as a warning.
+func (a *API) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if a.Token == "" {
-			fail(w, 403, "no API token is configured: mutating calls are disabled")
+		err := h(w, r)
+		if err == nil {
 			return
+		}
+		ae, ok := err.(*apiError)
+		if !ok {
+			ae = &apiError{code: 500, msg: "internal error", err: err}
+		}
+		level := slog.LevelWarn
+		if ae.code >= 500 {
+			level = slog.LevelError
+		}
+		a.Log.Log(r.Context(), level, "api: request failed", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", ae.code, "reason", ae.msg, "err", ae.err)
+		fail(w, ae.code, ae.msg)
+	}
+}
+
+// mutating admits a call only with the configured bearer token, and logs
+// every mutating call that succeeds (failures are logged by handle).
+func (a *API) mutating(h handlerFunc) http.HandlerFunc {
+	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if a.Token == "" {
+			return &apiError{code: 403, msg: "no API token is configured: mutating calls are disabled"}
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ganger"`)
-			fail(w, 401, "missing or wrong bearer token")
-			return
+			return &apiError{code: 401, msg: "missing or wrong bearer token"}
 		}
-		h(w, r)
-	}
+		t0 := time.Now()
+		if err := h(w, r); err != nil {
+			return err
+		}
+		a.Log.Info("api: call done", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "took", time.Since(t0).Round(time.Millisecond))
+		return nil
+	})
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -13,8 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ganger-dev/ganger/internal/server"
-	"github.com/ganger-dev/ganger/internal/session"
+	"github.com/ganger-dev/ganger/internal/view"
 )
 
 // fakeNode is a Node for testing the HTTP layer; the end-to-end tests in
@@ -25,14 +24,14 @@ type fakeNode struct {
 	ready   bool
 }
 
-func (f *fakeNode) Services() []server.ServiceStatus {
-	return []server.ServiceStatus{{Name: "echo", Listen: "127.0.0.1:5454", Mode: "per-connection", Image: "img", Stats: session.Stats{Served: 3, Live: 1, Failures: map[string]int64{"exited": 1}}}}
+func (f *fakeNode) Services() []view.Service {
+	return []view.Service{{Name: "echo", Listen: "127.0.0.1:5454", Mode: "per-connection", Image: "img", Stats: view.Stats{Served: 3, Live: 1, Failures: map[string]int64{"exited": 1}}}}
 }
-func (f *fakeNode) Daemons() []server.DaemonStatus {
-	return []server.DaemonStatus{{Name: "local", Up: true, APIVersion: "1.41", Containers: 1, Max: 100}}
+func (f *fakeNode) Daemons() []view.Daemon {
+	return []view.Daemon{{Name: "local", Up: true, APIVersion: "1.41", Containers: 1, Max: 100}}
 }
-func (f *fakeNode) Sessions() ([]session.Info, []session.Info) {
-	return []session.Info{{ID: "abc", Service: "echo", Client: "127.0.0.1:1", Live: true, Start: time.Now()}}, nil
+func (f *fakeNode) Sessions() ([]view.Session, []view.Session) {
+	return []view.Session{{ID: "abc", Service: "echo", Client: "127.0.0.1:1", Live: true, Start: time.Now()}}, nil
 }
 func (f *fakeNode) Kill(id string) bool {
 	if id != "abc" {
@@ -43,7 +42,7 @@ func (f *fakeNode) Kill(id string) bool {
 }
 func (f *fakeNode) Drain(d string, on bool) error {
 	if d != "local" {
-		return server.ErrNoDaemon
+		return errors.New("no such daemon")
 	}
 	f.drained[d] = on
 	return nil

@@ -9,6 +9,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/ganger-dev/ganger"
 )
 
 // Config is the whole configuration file.
@@ -47,6 +49,11 @@ type Global struct {
 	// MaxSessions caps the sessions of every service together; a session
 	// counts until its container is removed. 0 means no cap.
 	MaxSessions int `yaml:"max_sessions"`
+	// MaxConnections caps the client connections open at once over every
+	// service; past it new clients wait in the kernel's accept queue. It
+	// keeps Ganger within its file descriptors, with a reserve for the API
+	// and the daemons. 0 (default): derived from the open-file limit.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Health says how daemons are watched.
@@ -98,9 +105,13 @@ type Daemon struct {
 	// address and published port), "container" (the container's own IP on
 	// its network: only when Ganger shares the daemon's host), or "auto"
 	// (default: container for a unix socket, published otherwise).
-	Dial string `yaml:"dial"`
+	Dial ganger.DialMode `yaml:"dial"`
 	// MaxContainers caps the Ganger containers on this daemon. Default 100.
 	MaxContainers int `yaml:"max_containers"`
+	// MaxStarts caps the container creates and starts in flight on this
+	// daemon at once; the rest wait their turn in order, and a client that
+	// leaves before its turn costs no Docker call. Default 4.
+	MaxStarts int `yaml:"max_starts"`
 
 	decodeErr error
 }
@@ -134,7 +145,7 @@ type Service struct {
 
 	// Mode is "per-connection" (default: each session has a container to
 	// itself) or "shared" (concurrent sessions share containers).
-	Mode string `yaml:"mode"`
+	Mode ganger.Mode `yaml:"mode"`
 	// Pool keeps ready containers ahead of demand (per-connection mode).
 	Pool Pool `yaml:"pool"`
 	// Reuse is how many sessions, one after another, a container serves
@@ -145,10 +156,10 @@ type Service struct {
 	// Pull is when the image is pulled onto each daemon: "missing"
 	// (default), "always" (at start-up and whenever a daemon comes up), or
 	// "never" (it must be there already).
-	Pull string `yaml:"pull"`
+	Pull ganger.PullPolicy `yaml:"pull"`
 	// Placement chooses the daemon: "spread" (default: the least utilised,
 	// load rotating among equals) or "binpack" (the fullest that has room).
-	Placement string `yaml:"placement"`
+	Placement ganger.Placement `yaml:"placement"`
 	// MaxContainers caps this service's containers over all daemons. 0: no cap.
 	MaxContainers int `yaml:"max_containers"`
 	// Queue holds clients while there is no room.
@@ -260,6 +271,7 @@ const (
 	DefaultListenHost    = "127.0.0.1"
 	DefaultNetwork       = "bridge"
 	DefaultMaxContainers = 100
+	DefaultMaxStarts     = 4
 	DefaultReadyTimeout  = 30 * time.Second
 	DefaultReadyBackoff  = 5 * time.Millisecond
 	DefaultBackoffMax    = 200 * time.Millisecond

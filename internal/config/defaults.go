@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/ganger-dev/ganger"
 )
 
 // DefaultDockerHost is the engine address used when neither the config nor
@@ -29,11 +31,11 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 func DefaultService() Service {
 	return Service{
 		Network:   DefaultNetwork,
-		Mode:      "per-connection",
+		Mode:      ganger.PerConnection,
 		Reuse:     1,
 		Shared:    Shared{Replicas: 1, IdleStop: Duration(DefaultIdleStop)},
-		Pull:      "missing",
-		Placement: "spread",
+		Pull:      ganger.PullMissing,
+		Placement: ganger.Spread,
 		Queue:     Queue{Max: DefaultQueueMax, Timeout: Duration(DefaultQueueTimeout)},
 		Ready: Ready{
 			Timeout:    Duration(DefaultReadyTimeout),
@@ -57,7 +59,7 @@ func DefaultService() Service {
 // UnmarshalYAML decodes a daemon over its defaults.
 func (d *Daemon) UnmarshalYAML(n *yaml.Node) error {
 	type plain Daemon
-	p := plain(Daemon{MaxContainers: DefaultMaxContainers, Dial: "auto"})
+	p := plain(Daemon{MaxContainers: DefaultMaxContainers, MaxStarts: DefaultMaxStarts, Dial: ganger.DialAuto})
 	err := n.Decode(&p)
 	*d = Daemon(p)
 	d.decodeErr = err
@@ -67,7 +69,7 @@ func (d *Daemon) UnmarshalYAML(n *yaml.Node) error {
 // DaemonFromEnv is the daemon used when the config lists none: DOCKER_HOST,
 // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, else the default socket.
 func DaemonFromEnv() Daemon {
-	d := Daemon{Name: "local", Host: os.Getenv("DOCKER_HOST"), MaxContainers: DefaultMaxContainers, Dial: "auto"}
+	d := Daemon{Name: "local", Host: os.Getenv("DOCKER_HOST"), MaxContainers: DefaultMaxContainers, MaxStarts: DefaultMaxStarts, Dial: ganger.DialAuto}
 	if d.Host == "" {
 		d.Host = DefaultDockerHost
 	}
@@ -140,10 +142,10 @@ func (d *Daemon) applyDefaults() {
 			d.PublishIP = "0.0.0.0"
 		}
 	}
-	if d.Dial == "auto" {
-		d.Dial = "published"
+	if d.Dial == ganger.DialAuto {
+		d.Dial = ganger.DialPublished
 		if u.Scheme == "unix" {
-			d.Dial = "container"
+			d.Dial = ganger.DialContainer
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ganger-dev/ganger"
 )
 
 var (
@@ -73,6 +75,9 @@ func (v *validator) global(c *Config) {
 	}
 	if c.Limits.MaxSessions < 0 {
 		v.fail("limits.max_sessions", "want 0 (no cap) or more, got %d", c.Limits.MaxSessions)
+	}
+	if c.Limits.MaxConnections < 0 {
+		v.fail("limits.max_connections", "want 0 (derived from the open-file limit) or more, got %d", c.Limits.MaxConnections)
 	}
 	if c.Health.Interval <= 0 {
 		v.fail("health.interval", "must be more than 0")
@@ -137,11 +142,14 @@ func (v *validator) daemon(p string, d Daemon) {
 	if net.ParseIP(d.PublishIP) == nil {
 		v.fail(p+".publish_ip", "want an IP address, got %q", d.PublishIP)
 	}
-	if !oneOf(d.Dial, "published", "container") {
+	if !oneOf(d.Dial, ganger.DialPublished, ganger.DialContainer) {
 		v.fail(p+".dial", "want auto, published or container, got %q", d.Dial)
 	}
 	if d.MaxContainers < 1 {
 		v.fail(p+".max_containers", "want at least 1, got %d", d.MaxContainers)
+	}
+	if d.MaxStarts < 1 {
+		v.fail(p+".max_starts", "want at least 1, got %d", d.MaxStarts)
 	}
 }
 
@@ -195,7 +203,7 @@ func (v *validator) service(p string, s Service) {
 }
 
 func (v *validator) modes(p string, s Service) {
-	if !oneOf(s.Mode, "per-connection", "shared") {
+	if !oneOf(s.Mode, ganger.PerConnection, ganger.Shared) {
 		v.fail(p+".mode", "want per-connection or shared, got %q", s.Mode)
 	}
 	if s.Reuse < 1 {
@@ -206,7 +214,7 @@ func (v *validator) modes(p string, s Service) {
 	} else if s.Pool.Max < s.Pool.Min {
 		v.fail(p+".pool.max", "must be at least pool.min (%d)", s.Pool.Min)
 	}
-	if s.Mode == "shared" && (s.Pool.Min > 0 || s.Reuse > 1) {
+	if s.Mode == ganger.Shared && (s.Pool.Min > 0 || s.Reuse > 1) {
 		v.fail(p+".mode", "pool and reuse apply to per-connection mode; shared mode uses shared.replicas")
 	}
 	if s.Shared.Replicas < 1 {
@@ -218,10 +226,10 @@ func (v *validator) modes(p string, s Service) {
 }
 
 func (v *validator) admission(p string, s Service) {
-	if !oneOf(s.Pull, "missing", "always", "never") {
+	if !oneOf(s.Pull, ganger.PullMissing, ganger.PullAlways, ganger.PullNever) {
 		v.fail(p+".pull", "want missing, always or never, got %q", s.Pull)
 	}
-	if !oneOf(s.Placement, "spread", "binpack") {
+	if !oneOf(s.Placement, ganger.Spread, ganger.Binpack) {
 		v.fail(p+".placement", "want spread or binpack, got %q", s.Placement)
 	}
 	if s.MaxContainers < 0 {
@@ -330,4 +338,4 @@ func normalListen(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func oneOf(s string, set ...string) bool { return slices.Contains(set, s) }
+func oneOf[T comparable](s T, set ...T) bool { return slices.Contains(set, s) }

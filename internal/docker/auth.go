@@ -11,9 +11,13 @@ import (
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/pkg/authconfig"
 	"github.com/moby/moby/api/types/registry"
-
-	"github.com/ganger-dev/ganger/internal/config"
 )
+
+// Registry is one registry login from Ganger's config.
+type Registry struct {
+	Host, Username, Password string
+	PasswordFile             string // read at load; wins over Password
+}
 
 // Credentials are registry logins for pulls: those in Ganger's config
 // first, then those in the Docker CLI's config.json.
@@ -23,7 +27,7 @@ type Credentials struct {
 
 // LoadCredentials reads the config's registries (and their password files)
 // and the Docker CLI's config.json ($DOCKER_CONFIG, else ~/.docker), if any.
-func LoadCredentials(regs []config.Registry) (*Credentials, error) {
+func LoadCredentials(regs []Registry) (*Credentials, error) {
 	c := &Credentials{byHost: map[string]registry.AuthConfig{}}
 	if err := c.loadDockerConfig(); err != nil {
 		return nil, err

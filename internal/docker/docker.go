@@ -10,8 +10,21 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger"
 )
+
+// Config says where a daemon is and how Ganger reaches its containers.
+type Config struct {
+	Name      string
+	Host      string // unix:///path or tcp://host:port
+	TLS       *TLS   // client certificates for tcp://; nil: none
+	Advertise string // host part of the address Ganger dials in published mode
+	PublishIP string // host IP that ports are published on
+	Dial      ganger.DialMode
+}
+
+// TLS names the files of a daemon's client TLS.
+type TLS struct{ CA, Cert, Key string }
 
 // Daemon is one Docker Engine that Ganger places containers on.
 type Daemon struct {
@@ -19,14 +32,14 @@ type Daemon struct {
 	cli       *client.Client
 	advertise string // host part of the address Ganger dials in published mode
 	publishIP string
-	dialMode  string // "published" or "container"
+	dialMode  ganger.DialMode
 	creds     *Credentials
 	log       *slog.Logger
 }
 
 // New returns a Daemon for cfg that pulls with creds (nil: anonymously).
 // It does not contact the engine: Ping does.
-func New(cfg config.Daemon, creds *Credentials, log *slog.Logger) (*Daemon, error) {
+func New(cfg Config, creds *Credentials, log *slog.Logger) (*Daemon, error) {
 	opts := []client.Opt{client.WithHost(cfg.Host)}
 	if cfg.TLS != nil {
 		opts = append(opts, client.WithTLSClientConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key))

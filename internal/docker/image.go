@@ -8,19 +8,21 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
+
+	"github.com/ganger-dev/ganger"
 )
 
 // EnsureImage makes sure ref is present on the daemon, under a pull
 // policy: "missing" pulls it if absent, "always" pulls it anyway, "never"
 // only checks. A pull logs its progress.
-func (d *Daemon) EnsureImage(ctx context.Context, ref, policy string) error {
+func (d *Daemon) EnsureImage(ctx context.Context, ref string, policy ganger.PullPolicy) error {
 	_, err := d.cli.ImageInspect(ctx, ref)
 	switch {
 	case err != nil && !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("inspect image %s on %s: %w", ref, d.name, err)
-	case err != nil && policy == "never":
+	case err != nil && policy == ganger.PullNever:
 		return fmt.Errorf("image %s is not on daemon %s, and its pull policy is never", ref, d.name)
-	case err == nil && policy != "always":
+	case err == nil && policy != ganger.PullAlways:
 		return nil
 	case err != nil:
 		d.log.Info("image missing, pulling", "image", ref)

@@ -9,6 +9,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/ganger-dev/ganger"
 )
 
 // Start starts a created container and returns the address Ganger dials to
@@ -38,7 +40,7 @@ func (d *Daemon) dialAddr(c container.InspectResponse, port int) (string, error)
 	if c.NetworkSettings == nil {
 		return "", fmt.Errorf("no network settings (did it exit at once?)")
 	}
-	if d.dialMode == "container" {
+	if d.dialMode == ganger.DialContainer {
 		for _, ep := range c.NetworkSettings.Networks {
 			if ep != nil && ep.IPAddress.IsValid() {
 				return net.JoinHostPort(ep.IPAddress.String(), strconv.Itoa(port)), nil

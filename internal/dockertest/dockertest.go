@@ -41,9 +41,7 @@ func Daemon(t testing.TB) *docker.Daemon {
 // not answer.
 func DaemonAt(t testing.TB, host string) *docker.Daemon {
 	t.Helper()
-	cfg := config.DaemonFromEnv()
-	cfg.Host = host
-	cfg.Advertise, cfg.PublishIP, cfg.Dial = "127.0.0.1", "127.0.0.1", "container"
+	cfg := docker.Config{Name: "local", Host: host, Advertise: "127.0.0.1", PublishIP: "127.0.0.1", Dial: ganger.DialContainer}
 	d, err := docker.New(cfg, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

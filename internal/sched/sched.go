@@ -84,6 +84,16 @@ func (s *Scheduler) AddDaemon(name string, max int) {
 	s.daemons = append(s.daemons, &daemon{name: name, max: max, images: map[string]bool{}})
 }
 
+// RemoveDaemon forgets a daemon: nothing more is placed there. Leases on
+// it stay valid and are released as usual.
+func (s *Scheduler) RemoveDaemon(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.daemons = slices.DeleteFunc(s.daemons, func(d *daemon) bool { return d.name == name })
+	s.rr = 0
+	s.grant()
+}
+
 // AddService registers a service and its limits.
 func (s *Scheduler) AddService(name string, lim ServiceLimits) {
 	s.mu.Lock()

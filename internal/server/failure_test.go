@@ -148,7 +148,7 @@ func TestStartupFailsOnUnpullableImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := server.NewDocker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,9 +220,12 @@ func TestReconcilerRemovesOrphans(t *testing.T) {
 }
 
 // A daemon at max_containers, with no queue, refuses new clients at once; a
-// slot frees when a container is removed, not before.
+// slot frees when a container is removed, not before. The daemon is an
+// extra one: other packages' containers on the local daemon would count
+// against its cap.
 func TestMaxContainers(t *testing.T) {
-	h := start(t, svc("a", `["-banner", "a"]`, "queue: {max: 0}")+svc("b", `["-banner", "b"]`, "queue: {max: 0}"), opts{maxC: 2})
+	d := dockertest.DaemonAt(t, extraDaemons(t)[0].Host)
+	h := start(t, svc("a", `["-banner", "a"]`, "queue: {max: 0}")+svc("b", `["-banner", "b"]`, "queue: {max: 0}"), opts{daemons: onExtras(t, 1, 2)})
 	a := h.dial("a")
 	readLine(t, a, newReader(a))
 	b := h.dial("b")
@@ -232,13 +235,13 @@ func TestMaxContainers(t *testing.T) {
 		t.Fatalf("third client got %q; want closed at once", got)
 	}
 	h.waitLog("session end", "outcome=queue_full")
-	if n := len(dockertest.Owned(t, h.d, h.node)); n != 2 {
+	if n := len(dockertest.Owned(t, d, h.node)); n != 2 {
 		t.Fatalf("got %d containers; want 2", n)
 	}
 	a.Close()
 	h.waitLog("session end", "service=a", "outcome=closed")
 	dockertest.Eventually(t, 30*time.Second, "container a not removed", func() bool {
-		return len(dockertest.Owned(t, h.d, h.node)) == 1
+		return len(dockertest.Owned(t, d, h.node)) == 1
 	})
 	var c net.Conn
 	dockertest.Eventually(t, 30*time.Second, "no slot freed after the removal", func() bool {

@@ -28,12 +28,14 @@ type harness struct {
 	served chan error
 }
 
-// services is YAML for the services list; every listen should be
-// 127.0.0.1:0. daemonHost, if set, replaces the local daemon's address.
+// opts adjust a node. By default it has one daemon, the local one, with
+// room for 100 containers: other packages' tests run alongside with nodes
+// of their own there, and they count against that room. A test that puts
+// a cap on a daemon, or asserts where containers go, places on the
+// package's extra daemons instead (see onExtras).
 type opts struct {
-	daemonHost string
+	daemonHost string // if set, replaces the local daemon's address
 	top        string // extra top-level YAML
-	maxC       int    // the daemon's max_containers, if set
 	daemons    string // the daemons list's YAML, replacing the local daemon
 }
 
@@ -41,18 +43,16 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	t.Helper()
 	d := dockertest.Daemon(t)
 	h := &harness{t: t, d: d, node: dockertest.Node(t, d), logs: &dockertest.Logs{}}
+	noneLeftOnExtras(t, h.node) // runs after the shutdown below
 	host := config.DaemonFromEnv().Host
 	if len(o) > 0 && o[0].daemonHost != "" {
 		host = o[0].daemonHost
 	}
-	top, maxC := "", 100
+	top := ""
 	if len(o) > 0 {
 		top = o[0].top
-		if o[0].maxC > 0 {
-			maxC = o[0].maxC
-		}
 	}
-	daemons := fmt.Sprintf("  - {name: local, host: %q, max_containers: %d}\n", host, maxC)
+	daemons := fmt.Sprintf("  - {name: local, host: %q, max_containers: 100}\n", host)
 	if len(o) > 0 && o[0].daemons != "" {
 		daemons = o[0].daemons
 	}
@@ -62,7 +62,7 @@ func start(t *testing.T, services string, o ...opts) *harness {
 		t.Fatalf("config:\n%s\n%v", yml, err)
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h.srv, err = server.New(cfg, log)
+	h.srv, err = server.NewDocker(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +80,8 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	return h
 }
 
-// shutdown stops the node and waits for it; dockertest.Node's cleanup then
-// checks that no container is left.
+// shutdown stops the node and waits for it; dockertest.Node's cleanup and
+// noneLeftOnExtras then check that no container is left.
 func (h *harness) shutdown() {
 	if h.stop == nil {
 		return
@@ -179,7 +179,7 @@ func startErr(t *testing.T, services, top string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := server.NewDocker(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return err
 	}

@@ -13,28 +13,14 @@ import (
 	"github.com/ganger-dev/ganger/internal/dockertest"
 )
 
-// perDaemon counts the node's containers on local, extra1 and extra2.
+// perDaemon counts the node's containers on each extra daemon, in order.
 func perDaemon(t *testing.T, h *harness) string {
 	t.Helper()
-	out := fmt.Sprint(len(dockertest.Owned(t, h.d, h.node)))
+	out := ""
 	for _, e := range extraDaemons(t) {
-		out += fmt.Sprint(len(dockertest.Owned(t, dockertest.DaemonAt(t, e.Host), h.node)))
+		out += fmt.Sprint(ownedOn(t, e, h.node))
 	}
 	return out
-}
-
-// noneLeftOnExtras checks, after the node has shut down, that the extra
-// daemons hold none of its containers. Register it before start: cleanups
-// run last first.
-func noneLeftOnExtras(t *testing.T, node *string) {
-	ex := extraDaemons(t)
-	t.Cleanup(func() {
-		for _, e := range ex {
-			if n := len(dockertest.Owned(t, dockertest.DaemonAt(t, e.Host), *node)); n != 0 {
-				t.Errorf("%d containers left on %s", n, e.Name)
-			}
-		}
-	})
 }
 
 // openSessions opens n sessions and waits for each banner: all are placed.
@@ -50,10 +36,7 @@ func openSessions(t *testing.T, h *harness, service string, n int) []net.Conn {
 }
 
 func TestSpreadOverThreeDaemons(t *testing.T) {
-	var node string
-	noneLeftOnExtras(t, &node)
-	h := start(t, svc("echo", `["-banner", "hi"]`), opts{daemons: threeDaemons(t, 3)})
-	node = h.node
+	h := start(t, svc("echo", `["-banner", "hi"]`), opts{daemons: onExtras(t, 3, 3)})
 	openSessions(t, h, "echo", 9)
 	if got := perDaemon(t, h); got != "333" {
 		t.Fatalf("containers per daemon %s; want 333", got)
@@ -61,10 +44,7 @@ func TestSpreadOverThreeDaemons(t *testing.T) {
 }
 
 func TestBinpack(t *testing.T) {
-	var node string
-	noneLeftOnExtras(t, &node)
-	h := start(t, svc("echo", `["-banner", "hi"]`, "placement: binpack"), opts{daemons: threeDaemons(t, 3)})
-	node = h.node
+	h := start(t, svc("echo", `["-banner", "hi"]`, "placement: binpack"), opts{daemons: onExtras(t, 3, 3)})
 	openSessions(t, h, "echo", 4)
 	if got := perDaemon(t, h); got != "310" {
 		t.Fatalf("containers per daemon %s; want 310 (fill the first, then the next)", got)
@@ -74,7 +54,7 @@ func TestBinpack(t *testing.T) {
 // With no room a client waits its turn, and is served when a container is
 // removed; one that waits past queue.timeout is told and closed.
 func TestQueueAndQueueTimeout(t *testing.T) {
-	h := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 5, timeout: 1500ms, reject_message: busy}"), opts{maxC: 1})
+	h := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 5, timeout: 1500ms, reject_message: busy}"), opts{daemons: onExtras(t, 1, 1)})
 	a := openSessions(t, h, "echo", 1)[0]
 	b := h.dial("echo")
 	dockertest.Eventually(t, 30*time.Second, "b not queued", func() bool {
@@ -94,7 +74,7 @@ func TestQueueAndQueueTimeout(t *testing.T) {
 // Past queue.max a client is refused at once; a queued client that leaves
 // frees its place.
 func TestQueueLengthLimit(t *testing.T) {
-	h := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 1, timeout: 1m, reject_message: full}"), opts{maxC: 1})
+	h := start(t, svc("echo", `["-banner", "hi"]`, "queue: {max: 1, timeout: 1m, reject_message: full}"), opts{daemons: onExtras(t, 1, 1)})
 	openSessions(t, h, "echo", 1)
 	queued := h.dial("echo")
 	dockertest.Eventually(t, 30*time.Second, "not queued", func() bool { return len(h.logs.Lines("session start")) == 2 })

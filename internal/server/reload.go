@@ -3,68 +3,115 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
-	"reflect"
-	"time"
+	"slices"
 
 	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/session"
 )
 
+// errNotServing refuses a reload before Serve or after shutdown began.
+var errNotServing = errors.New("reload: not serving")
+
 // Reload applies a new, already validated configuration without dropping
-// a connection. A service that keeps its name, listen address and mode
-// keeps its socket: its new sessions get containers made from the new
-// configuration while sessions in flight finish on theirs, and its pool is
-// rebuilt. A service that is gone, or whose address or mode changed, stops
-// listening and drains; a new one starts. Images are made present first;
-// if one cannot be had anywhere, nothing changes. Changes outside the
+// a connection; reloads run one at a time. A service that keeps its name,
+// listen address and mode keeps its socket: its new sessions get containers
+// made from the new configuration while sessions in flight finish on
+// theirs, and its pool is rebuilt. A service that is gone, or whose address
+// or mode changed, stops listening and drains; a new one starts. All or
+// nothing: images are made present first and new addresses are listened on
+// before anything changes; if one fails, nothing does. Changes outside the
 // services (node, daemons, limits, health, registries, reconcile) need a
 // restart and are not applied.
 func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
-	if err := s.prepareImages(ctx, s.imageChanges(cfg.Services)); err != nil {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if !s.isServing() {
+		return errNotServing
+	}
+	if err := s.fleet.Prepare(ctx, images(s.imageChanges(cfg.Services))); err != nil {
 		return err
 	}
 	s.warnRestartOnly(cfg)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.serving {
-		return errors.New("reload: not serving")
-	}
-	keep := map[string]config.Service{}
-	for _, sc := range cfg.Services {
-		keep[sc.Name] = sc
-	}
-	var next []*running
-	for _, r := range s.running {
-		sc, ok := keep[r.svc.Name()]
-		old := r.svc.Config()
-		if ok && sc.Listen == old.Listen && sc.Mode == old.Mode {
-			if !reflect.DeepEqual(sc, old) {
-				r.svc.Update(sc)
-				s.log.Info("reload: service updated; new sessions use the new configuration", "service", sc.Name, "image", sc.Image)
-			}
-			next = append(next, r)
-			delete(keep, sc.Name)
-			continue
-		}
-		s.retire(r)
-	}
-	var errs []error
-	for _, sc := range cfg.Services {
-		if _, ok := keep[sc.Name]; !ok {
-			continue
-		}
+	d := s.diff(cfg.Services)
+	var opened []*running
+	for _, sc := range d.added {
 		r, err := s.open(sc)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			for _, o := range opened {
+				o.ln.Close()
+			}
+			return err
 		}
+		opened = append(opened, r)
+	}
+	for _, u := range d.updated {
+		u.r.svc.Update(u.sc)
+		s.log.Info("reload: service updated; new sessions use the new configuration", "service", u.sc.Name, "changed", u.changed)
+	}
+	for _, r := range d.removed {
+		s.retire(r)
+	}
+	next := slices.Clone(d.kept)
+	for _, r := range opened {
 		s.serve(r)
 		next = append(next, r)
-		s.log.Info("reload: service started", "service", sc.Name)
+		s.log.Info("reload: service started", "service", r.svc.Name())
 	}
 	s.running = next
-	s.cfg.Services = cfg.Services // s.mu held: see servicesConfig
-	return errors.Join(errs...)
+	s.cfg.Services = cfg.Services
+	s.fleet.SetImages(images(cfg.Services))
+	return nil
+}
+
+// diff is what a reload changes.
+type diff struct {
+	kept    []*running       // keep their listener (updated or not)
+	updated []update         // kept, with a new configuration
+	removed []*running       // gone, or re-added under a new address or mode
+	added   []config.Service // to listen for
+}
+
+type update struct {
+	r       *running
+	sc      config.Service
+	changed []string // the keys that changed
+}
+
+// diff compares the running services with svcs. The caller holds s.mu.
+func (s *Server) diff(svcs []config.Service) diff {
+	var d diff
+	want := map[string]config.Service{}
+	for _, sc := range svcs {
+		want[sc.Name] = sc
+	}
+	kept := map[string]bool{}
+	for _, r := range s.running {
+		sc, ok := want[r.svc.Name()]
+		old := r.svc.Config()
+		if !ok || sc.Listen != old.Listen || sc.Mode != old.Mode {
+			d.removed = append(d.removed, r)
+			continue
+		}
+		kept[sc.Name] = true
+		d.kept = append(d.kept, r)
+		if changed := config.ServiceChanges(old, sc); len(changed) > 0 {
+			d.updated = append(d.updated, update{r, sc, changed})
+		}
+	}
+	for _, sc := range svcs {
+		if !kept[sc.Name] {
+			d.added = append(d.added, sc)
+		}
+	}
+	return d
+}
+
+func (s *Server) isServing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serving
 }
 
 // retire stops a service listening and drains it in the background. The
@@ -76,16 +123,8 @@ func (s *Server) retire(r *running) {
 		ctx, cancel := context.WithTimeout(context.Background(), r.svc.Config().Timeouts.Drain.D())
 		r.svc.Shutdown(ctx)
 		cancel()
-		ctx, cancel = context.WithTimeout(context.Background(), CleanupTimeout)
-		r.svc.WaitCleanup(ctx)
-		cancel()
 		s.mu.Lock()
-		for i, svc := range s.retiring {
-			if svc == r.svc {
-				s.retiring = append(s.retiring[:i], s.retiring[i+1:]...)
-				break
-			}
-		}
+		s.retiring = slices.DeleteFunc(s.retiring, func(x *session.Service) bool { return x == r.svc })
 		s.mu.Unlock()
 		s.log.Info("reload: retired service drained", "service", r.svc.Name())
 	})
@@ -96,10 +135,12 @@ func (s *Server) retire(r *running) {
 // made present at start-up or when their daemon joined; pull: always
 // means then, not at every reload.
 func (s *Server) imageChanges(svcs []config.Service) []config.Service {
+	s.mu.Lock()
 	old := map[string]config.Service{}
-	for _, sc := range s.servicesConfig() {
+	for _, sc := range s.cfg.Services {
 		old[sc.Name] = sc
 	}
+	s.mu.Unlock()
 	var out []config.Service
 	for _, sc := range svcs {
 		if o, ok := old[sc.Name]; !ok || o.Image != sc.Image || o.Pull != sc.Pull {
@@ -109,46 +150,11 @@ func (s *Server) imageChanges(svcs []config.Service) []config.Service {
 	return out
 }
 
-// prepareImages makes each service's image present on every daemon that
-// is up, per its pull policy, and fails if one is on none. Only then does
-// the scheduler learn where each image is: a reload that fails changes
-// nothing.
-func (s *Server) prepareImages(ctx context.Context, svcs []config.Service) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	type has struct {
-		daemon, service string
-		ok              bool
-	}
-	var found []has
-	for _, sc := range svcs {
-		var errs []error
-		any := false
-		for _, m := range s.members {
-			if !m.isUp() {
-				continue
-			}
-			err := m.d.EnsureImage(ctx, sc.Image, sc.Pull)
-			found = append(found, has{m.name, sc.Name, err == nil})
-			if err != nil {
-				errs = append(errs, err)
-			}
-			any = any || err == nil
-		}
-		if !any {
-			return fmt.Errorf("reload: service %s: image %s is on no daemon that answers: %w", sc.Name, sc.Image, errors.Join(errs...))
-		}
-	}
-	for _, h := range found {
-		s.sched.SetImage(h.daemon, h.service, h.ok)
-	}
-	return nil
-}
-
 func (s *Server) warnRestartOnly(cfg *config.Config) {
-	a, b := *s.cfg, *cfg
-	a.Services, b.Services, a.Log, b.Log = nil, nil, config.Log{}, config.Log{}
-	if !reflect.DeepEqual(a, b) {
-		s.log.Warn("reload: only services change on reload; node, daemons, limits, health, registries and reconcile need a restart")
+	s.mu.Lock()
+	changed := config.RestartChanges(s.cfg, cfg)
+	s.mu.Unlock()
+	if len(changed) > 0 {
+		s.log.Warn("reload: only services change on reload; these need a restart", "changed", changed)
 	}
 }

@@ -1,12 +1,10 @@
 // Package server wires a loaded configuration into a running Ganger node:
-// it checks every daemon, makes every image present, sweeps what an earlier
-// run of this node left behind, listens for every service, watches the
-// daemons' health, and shuts all of it down in order.
+// a fleet over the daemons it is given, a service per configured service,
+// reloads, and an orderly shutdown.
 package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,25 +12,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
-	"github.com/ganger-dev/ganger/internal/docker"
-	"github.com/ganger-dev/ganger/internal/sched"
+	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/session"
 )
 
-// Daemon is what the server needs from a Docker daemon beyond sessions.
-type Daemon interface {
-	session.Backend
-	Ping(ctx context.Context) (apiVersion string, err error)
-	EnsureImage(ctx context.Context, ref, policy string) error
-	ListManaged(ctx context.Context, owner string) ([]ganger.Managed, error)
-	Close() error
-}
-
-var _ Daemon = (*docker.Daemon)(nil)
-
-// SetupTimeout bounds start-up (pings, image pulls, sweep).
+// SetupTimeout bounds start-up (pings, image pulls, sweep) and a reload's
+// image pulls.
 const SetupTimeout = 10 * time.Minute
 
 // CleanupTimeout bounds container removal at shutdown.
@@ -40,20 +26,19 @@ const CleanupTimeout = time.Minute
 
 // Server is one Ganger node.
 type Server struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	members  []*member
-	sched    *sched.Scheduler
-	cluster  *session.Cluster
+	cfg   *config.Config
+	log   *slog.Logger
+	fleet *fleet.Fleet
+	env   session.Env
+
+	reloadMu sync.Mutex // one reload at a time, start to end
+
 	mu       sync.Mutex
 	running  []*running         // config order
 	retiring []*session.Service // removed by a reload, draining
 	serving  bool               // Serve has started the services
 	wg       sync.WaitGroup     // every service's Serve, and every retirement
 	errc     chan error         // a service's listener failed
-
-	imageMu   sync.Mutex
-	imageErrs map[string][]error // by service: why daemons could not get its image
 }
 
 // running is one service and its listener.
@@ -62,76 +47,55 @@ type running struct {
 	ln  net.Listener
 }
 
-// member is one daemon and what the server knows of its health.
-type member struct {
-	d    Daemon
-	name string
-
-	mu         sync.Mutex
-	up         bool
-	fails      int // failed pings in a row
-	apiVersion string
-
-	unowned map[string]bool // seen unowned by the last reconcile pass (its goroutine only)
-}
-
-func (m *member) isUp() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.up
-}
-
-// New connects nothing yet: Start does.
-func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	creds, err := docker.LoadCredentials(cfg.Registries)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, sched: sched.New(cfg.Limits.MaxSessions), imageErrs: map[string][]error{}, errc: make(chan error, 1)}
-	var backends []session.Backend
-	for _, dc := range cfg.Daemons {
-		d, err := docker.New(dc, creds, log)
-		if err != nil {
-			s.closeDaemons()
+// New returns a node for cfg over the given daemons (see Daemons for the
+// configured Docker ones). It contacts nothing yet: Start does.
+func New(cfg *config.Config, daemons []fleet.Daemon, log *slog.Logger) (*Server, error) {
+	f := fleet.New(fleet.Options{
+		Node:        cfg.Node,
+		Log:         log,
+		MaxSessions: cfg.Limits.MaxSessions,
+		Health: fleet.Health{
+			Interval: cfg.Health.Interval.D(),
+			Timeout:  cfg.Health.Timeout.D(),
+			Failures: cfg.Health.Failures,
+		},
+		Reconcile: cfg.Reconcile.D(),
+	})
+	for _, d := range daemons {
+		if err := f.Add(d); err != nil {
 			return nil, err
 		}
-		s.members = append(s.members, &member{d: d, name: dc.Name})
-		s.sched.AddDaemon(dc.Name, dc.MaxContainers)
-		backends = append(backends, d)
 	}
-	s.cluster = session.NewCluster(s.sched, backends...)
-	s.cluster.Suspect = s.suspect
-	s.cluster.Metrics.Registry.MustRegister(gauges{s})
+	conns := cfg.Limits.MaxConnections
+	if conns == 0 {
+		conns = DefaultMaxConnections()
+	}
+	s := &Server{
+		cfg: cfg, log: log, fleet: f, errc: make(chan error, 1),
+		env: session.Env{Fleet: f, Recent: session.NewRecent(200), Conns: session.NewSlots(conns)},
+	}
+	f.SetImages(images(cfg.Services))
+	f.Metrics().Registry.MustRegister(gauges{s})
+	log.Info("connection cap", "max_connections", conns)
 	return s, nil
+}
+
+func images(svcs []config.Service) []fleet.Image {
+	out := make([]fleet.Image, 0, len(svcs))
+	for _, sc := range svcs {
+		out = append(out, fleet.Image{Service: sc.Name, Ref: sc.Image, Pull: sc.Pull})
+	}
+	return out
 }
 
 // Start readies the node: daemons that answer are swept of this node's
 // leftovers and given every image; every service listens. It fails if no
-// daemon answers, or a service's image is on none that does. On error
-// nothing is left listening.
+// daemon answers, if two daemons are one engine, or if a service's image
+// is on none that does. On error nothing is left listening.
 func (s *Server) Start(ctx context.Context) error {
-	var errs []error
-	for _, m := range s.members {
-		if err := s.join(ctx, m, "start-up"); err != nil {
-			s.log.Warn("daemon not used for now; health checks will retry", "daemon", m.name, "err", err)
-			errs = append(errs, err)
-		}
+	if err := s.fleet.Start(ctx); err != nil {
+		return err
 	}
-	if len(errs) == len(s.members) {
-		return fmt.Errorf("no daemon answers: %w", errors.Join(errs...))
-	}
-	for _, svc := range s.cfg.Services {
-		if !s.imageSomewhere(svc.Name) {
-			s.imageMu.Lock()
-			why := errors.Join(s.imageErrs[svc.Name]...)
-			s.imageMu.Unlock()
-			return fmt.Errorf("service %s: image %s is on no daemon that answers: %w", svc.Name, svc.Image, why)
-		}
-	}
-	return s.listen()
-}
-
-func (s *Server) listen() error {
 	for _, sc := range s.cfg.Services {
 		r, err := s.open(sc)
 		if err != nil {
@@ -150,7 +114,7 @@ func (s *Server) open(sc config.Service) (*running, error) {
 		return nil, fmt.Errorf("service %s: listen on %s: %w", sc.Name, sc.Listen, err)
 	}
 	s.log.Info("listening", "service", sc.Name, "addr", ln.Addr().String(), "image", sc.Image, "mode", sc.Mode, "placement", sc.Placement)
-	return &running{svc: session.New(sc, s.cfg.Node, s.cluster, s.log), ln: ln}, nil
+	return &running{svc: session.New(sc, s.env, s.log), ln: ln}, nil
 }
 
 // serve runs r's accept loop until it is shut down. The caller holds s.mu.
@@ -188,10 +152,9 @@ func (s *Server) serviceList() []*session.Service {
 	return out
 }
 
-// Serve runs every service, the health checks and the reconciler until ctx
-// is done, then shuts down: stop accepting; let sessions drain up to each
-// service's drain timeout (or until force is done); end the rest; remove
-// every container; sweep.
+// Serve runs every service until ctx is done, then shuts down: stop
+// accepting; let sessions drain up to each service's drain timeout (or
+// until force is done); end the rest; remove every container; sweep.
 func (s *Server) Serve(ctx, force context.Context) error {
 	s.mu.Lock()
 	s.serving = true
@@ -199,27 +162,19 @@ func (s *Server) Serve(ctx, force context.Context) error {
 		s.serve(r)
 	}
 	s.mu.Unlock()
-	var bg sync.WaitGroup
-	bgctx, stopBG := context.WithCancel(context.Background())
-	for _, m := range s.members {
-		bg.Go(func() { s.watch(bgctx, m) })
-	}
-	if every := s.cfg.Reconcile.D(); every > 0 {
-		bg.Go(func() { s.reconcileEvery(bgctx, every) })
-	}
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-s.errc:
 	}
-	stopBG()
-	bg.Wait()
 	s.shutdown(force)
 	return err
 }
 
 func (s *Server) shutdown(force context.Context) {
 	s.log.Info("shutting down: no new sessions; draining")
+	s.reloadMu.Lock() // no reload from here on
+	defer s.reloadMu.Unlock()
 	s.mu.Lock()
 	s.serving = false
 	svcs := slices.Clone(s.retiring)
@@ -236,24 +191,10 @@ func (s *Server) shutdown(force context.Context) {
 		})
 	}
 	wg.Wait()
+	s.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
-	for _, svc := range svcs {
-		if err := svc.WaitCleanup(ctx); err != nil {
-			s.log.Error("container removal did not finish", "service", svc.Name(), "err", err)
-		}
-	}
-	s.wg.Wait()
-	for _, m := range s.members {
-		if !m.isUp() {
-			s.log.Warn("daemon down at shutdown: its leftovers are swept at the next start", "daemon", m.name)
-			continue
-		}
-		if _, err := s.sweep(ctx, m, "shutdown"); err != nil {
-			s.log.Error("final sweep failed", "daemon", m.name, "err", err)
-		}
-	}
-	s.closeDaemons()
+	s.fleet.Close(ctx)
 	s.log.Info("stopped")
 }
 
@@ -264,14 +205,10 @@ func (s *Server) closeListeners() {
 	s.running = nil
 }
 
-func (s *Server) closeDaemons() {
-	for _, m := range s.members {
-		m.d.Close()
-	}
-}
-
 // Close releases what Start acquired when Serve is never called.
 func (s *Server) Close() {
 	s.closeListeners()
-	s.closeDaemons()
+	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
+	defer cancel()
+	s.fleet.Close(ctx)
 }

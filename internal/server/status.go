@@ -1,71 +1,39 @@
 package server
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/metrics"
-	"github.com/ganger-dev/ganger/internal/session"
+	"github.com/ganger-dev/ganger/internal/view"
 )
 
 // ErrNoDaemon means no daemon has the name given.
-var ErrNoDaemon = errors.New("no such daemon")
-
-// ServiceStatus is one service as an operator sees it.
-type ServiceStatus struct {
-	Name      string `json:"name"`
-	Listen    string `json:"listen"`
-	Mode      string `json:"mode"`
-	Image     string `json:"image"`
-	Placement string `json:"placement"`
-	session.Stats
-}
-
-// DaemonStatus is one daemon as an operator sees it.
-type DaemonStatus struct {
-	Name       string `json:"name"`
-	Up         bool   `json:"up"`
-	APIVersion string `json:"api_version"`
-	Containers int    `json:"containers"` // this node's
-	Others     int    `json:"other_nodes_containers"`
-	Max        int    `json:"max_containers"`
-	Drained    bool   `json:"drained"`
-}
+var ErrNoDaemon = fleet.ErrNoDaemon
 
 // Services returns every running service's status, in config order.
-func (s *Server) Services() []ServiceStatus {
+func (s *Server) Services() []view.Service {
 	s.mu.Lock()
 	run := append([]*running(nil), s.running...)
 	s.mu.Unlock()
-	out := make([]ServiceStatus, 0, len(run))
+	out := make([]view.Service, 0, len(run))
 	for _, r := range run {
 		c := r.svc.Config()
-		out = append(out, ServiceStatus{Name: c.Name, Listen: r.ln.Addr().String(), Mode: c.Mode, Image: c.Image, Placement: c.Placement, Stats: r.svc.Stats()})
+		out = append(out, view.Service{Name: c.Name, Listen: r.ln.Addr().String(), Mode: string(c.Mode), Image: c.Image, Placement: string(c.Placement), Stats: r.svc.Stats()})
 	}
 	return out
 }
 
 // Daemons returns every daemon's status, in config order.
-func (s *Server) Daemons() []DaemonStatus {
-	var out []DaemonStatus
-	for i, st := range s.sched.Daemons() {
-		m := s.members[i]
-		m.mu.Lock()
-		v := m.apiVersion
-		m.mu.Unlock()
-		out = append(out, DaemonStatus{Name: st.Name, Up: st.Up, APIVersion: v, Containers: st.Used, Others: st.Others, Max: st.Max, Drained: st.Drained})
-	}
-	return out
-}
+func (s *Server) Daemons() []view.Daemon { return s.fleet.Daemons() }
 
 // Sessions returns the live sessions of every service and the recent ones
 // that ended, newest first.
-func (s *Server) Sessions() (live, recent []session.Info) {
+func (s *Server) Sessions() (live, recent []view.Session) {
 	for _, svc := range s.serviceList() {
 		live = append(live, svc.Sessions()...)
 	}
-	return live, s.cluster.Recent.List()
+	return live, s.env.Recent.List()
 }
 
 // Kill ends a live session; its container is removed as usual.
@@ -80,32 +48,16 @@ func (s *Server) Kill(id string) bool {
 
 // Drain stops (on) or resumes (off) new containers on a daemon; live ones
 // finish.
-func (s *Server) Drain(daemon string, on bool) error {
-	for _, m := range s.members {
-		if m.name == daemon {
-			s.sched.SetDrained(daemon, on)
-			s.log.Info("daemon drain changed", "daemon", daemon, "drained", on)
-			return nil
-		}
-	}
-	return ErrNoDaemon
-}
+func (s *Server) Drain(daemon string, on bool) error { return s.fleet.Drain(daemon, on) }
 
 // Ready reports whether the node serves: started, and a daemon is up.
-func (s *Server) Ready() bool {
-	s.mu.Lock()
-	serving := s.serving
-	s.mu.Unlock()
-	for _, m := range s.members {
-		if m.isUp() {
-			return serving
-		}
-	}
-	return false
-}
+func (s *Server) Ready() bool { return s.isServing() && s.fleet.Ready() }
+
+// Fleet is the node's fleet.
+func (s *Server) Fleet() *fleet.Fleet { return s.fleet }
 
 // Metrics are the node's Prometheus metrics.
-func (s *Server) Metrics() *metrics.Metrics { return s.cluster.Metrics }
+func (s *Server) Metrics() *metrics.Metrics { return s.fleet.Metrics() }
 
 // gauges reads the state gauges at scrape time.
 type gauges struct{ s *Server }
@@ -116,10 +68,12 @@ var (
 	descPoolReady = prometheus.NewDesc("ganger_pool_ready", "Ready containers waiting in the pool.", []string{"service"}, nil)
 	descDaemonUp  = prometheus.NewDesc("ganger_daemon_up", "1 if the daemon answers health checks.", []string{"daemon"}, nil)
 	descDaemonCtr = prometheus.NewDesc("ganger_daemon_containers", "This node's containers on the daemon.", []string{"daemon"}, nil)
+	descStarting  = prometheus.NewDesc("ganger_daemon_starts_in_flight", "Container creates and starts in flight on the daemon.", []string{"daemon"}, nil)
+	descConns     = prometheus.NewDesc("ganger_client_connections", "Client connections open (each holds a connection slot).", nil, nil)
 )
 
 func (g gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descDaemonUp, descDaemonCtr} {
+	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descDaemonUp, descDaemonCtr, descStarting, descConns} {
 		ch <- d
 	}
 }
@@ -137,5 +91,7 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descDaemonUp, prometheus.GaugeValue, up, d.Name)
 		ch <- prometheus.MustNewConstMetric(descDaemonCtr, prometheus.GaugeValue, float64(d.Containers), d.Name)
+		ch <- prometheus.MustNewConstMetric(descStarting, prometheus.GaugeValue, float64(d.Starting), d.Name)
 	}
+	ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(g.s.env.Conns.InUse()))
 }

@@ -12,14 +12,15 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/time/rate"
 
+	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 )
 
 // Refusals at admission, before any container is considered.
 var (
-	errUntrustedProxy = errors.New("PROXY protocol required, and the peer is not a trusted proxy")
-	errPerIP          = errors.New("client address has per_ip sessions already")
-	errPerIPRate      = errors.New("client address is over per_ip_rate")
+	errUntrustedProxy = ganger.Fail(ganger.RefusedProxy, errors.New("PROXY protocol required, and the peer is not a trusted proxy"))
+	errPerIP          = ganger.Fail(ganger.RefusedPerIP, errors.New("client address has per_ip sessions already"))
+	errPerIPRate      = ganger.Fail(ganger.RefusedRate, errors.New("client address is over per_ip_rate"))
 )
 
 // proxyHeaderTimeout bounds the wait for a PROXY header.
@@ -36,7 +37,7 @@ func proxyHeader(conn *net.TCPConn, trusted []netip.Prefix) (netip.AddrPort, []b
 	br := bufio.NewReader(conn)
 	h, err := proxyproto.ReadHeaderTimeout(conn, br, proxyHeaderTimeout)
 	if err != nil {
-		return peer, nil, fmt.Errorf("bad or missing PROXY header: %w", err)
+		return peer, nil, ganger.Fail(ganger.RefusedProxy, fmt.Errorf("bad or missing PROXY header: %w", err))
 	}
 	rest, _ := br.Peek(br.Buffered())
 	client := peer

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ganger-dev/ganger"
 )
 
 // maxEarly bounds what is read from a client before its container is ready.
@@ -14,7 +16,7 @@ import (
 const maxEarly = 64 << 10
 
 // errClientGone means the client left before its container was ready.
-var errClientGone = errors.New("client went away before its container was ready")
+var errClientGone = ganger.Fail(ganger.ClientGone, errors.New("client went away before its container was ready"))
 
 // earlyReader reads what a client sends while its container starts, so the
 // bytes can be delivered once it is ready, and notices the client leaving:

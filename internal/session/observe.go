@@ -1,48 +1,13 @@
 package session
 
 import (
-	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/ganger-dev/ganger/internal/proxy"
+	"github.com/ganger-dev/ganger/internal/view"
 )
-
-// errKilled ends a session an operator killed.
-var errKilled = errors.New("killed by an operator")
-
-const outcomeKilled = "killed"
-
-// Info is what an operator sees of one session.
-type Info struct {
-	ID        string    `json:"id"`
-	Service   string    `json:"service"`
-	Client    string    `json:"client"`
-	Daemon    string    `json:"daemon"`
-	Container string    `json:"container"`
-	From      string    `json:"from,omitempty"`
-	Start     time.Time `json:"start"`
-	Duration  float64   `json:"duration_seconds"`
-	Ready     float64   `json:"ready_seconds"`
-	BytesIn   int64     `json:"bytes_in"`
-	BytesOut  int64     `json:"bytes_out"`
-	Outcome   string    `json:"outcome,omitempty"`
-	Live      bool      `json:"live"`
-}
-
-// Stats is what an operator sees of one service.
-type Stats struct {
-	Served     int64            `json:"sessions_served"`
-	Live       int              `json:"live_sessions"`
-	Queued     int              `json:"queued"`
-	PoolReady  int              `json:"pool_ready"`
-	PoolTarget int              `json:"pool_target"`
-	Failures   map[string]int64 `json:"failures"` // by outcome
-	TTFBp50    float64          `json:"ttfb_p50_seconds"`
-	TTFBp99    float64          `json:"ttfb_p99_seconds"`
-}
 
 // book is a service's record of its sessions.
 type book struct {
@@ -61,15 +26,15 @@ func newBook() *book { return &book{active: map[string]*session{}, failures: map
 // Recent keeps the last sessions of every service of a node.
 type Recent struct {
 	mu   sync.Mutex
-	ring []Info
+	ring []view.Session
 	next int
 	full bool
 }
 
 // NewRecent keeps the last n sessions.
-func NewRecent(n int) *Recent { return &Recent{ring: make([]Info, n)} }
+func NewRecent(n int) *Recent { return &Recent{ring: make([]view.Session, n)} }
 
-func (r *Recent) add(i Info) {
+func (r *Recent) add(i view.Session) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ring[r.next] = i
@@ -78,10 +43,10 @@ func (r *Recent) add(i Info) {
 }
 
 // List returns the kept sessions, newest first.
-func (r *Recent) List() []Info {
+func (r *Recent) List() []view.Session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []Info
+	var out []view.Session
 	n := r.next
 	if r.full {
 		n = len(r.ring)
@@ -93,18 +58,18 @@ func (r *Recent) List() []Info {
 }
 
 // Sessions returns the service's live sessions.
-func (s *Service) Sessions() []Info {
+func (s *Service) Sessions() []view.Session {
 	s.book.mu.Lock()
 	live := make([]*session, 0, len(s.book.active))
 	for _, ss := range s.book.active {
 		live = append(live, ss)
 	}
 	s.book.mu.Unlock()
-	out := make([]Info, 0, len(live))
+	out := make([]view.Session, 0, len(live))
 	for _, ss := range live {
 		out = append(out, ss.info())
 	}
-	slices.SortFunc(out, func(a, b Info) int { return a.Start.Compare(b.Start) })
+	slices.SortFunc(out, func(a, b view.Session) int { return a.Start.Compare(b.Start) })
 	return out
 }
 
@@ -127,10 +92,10 @@ func (s *Service) Kill(id string) bool {
 }
 
 // Stats returns the service's counters now.
-func (s *Service) Stats() Stats {
+func (s *Service) Stats() view.Stats {
 	b := s.book
 	b.mu.Lock()
-	st := Stats{Served: b.served, Live: len(b.active), Failures: map[string]int64{}}
+	st := view.Stats{Served: b.served, Live: len(b.active), Failures: map[string]int64{}}
 	for k, v := range b.failures {
 		st.Failures[k] = v
 	}
@@ -141,7 +106,7 @@ func (s *Service) Stats() Stats {
 		st.TTFBp50 = samples[(len(samples)-1)*50/100].Seconds()
 		st.TTFBp99 = samples[(len(samples)-1)*99/100].Seconds()
 	}
-	st.Queued = s.cluster.Sched.Queued(s.name)
+	st.Queued = s.fleet.Sched().Queued(s.name)
 	st.PoolReady, st.PoolTarget = s.supply.ready()
 	return st
 }
@@ -150,7 +115,7 @@ func (s *Service) begin(ss *session) {
 	s.book.mu.Lock()
 	s.book.active[ss.id] = ss
 	s.book.mu.Unlock()
-	s.cluster.Metrics.SessionsStarted.WithLabelValues(s.name).Inc()
+	s.metrics.SessionsStarted.WithLabelValues(s.name).Inc()
 }
 
 // finish records a session that ended.
@@ -163,8 +128,8 @@ func (s *Service) finish(ss *session) {
 	if ss.c != nil {
 		b.served++
 	}
-	if !success(ss.outcome) {
-		b.failures[ss.outcome]++
+	if !ss.outcome.Success() {
+		b.failures[string(ss.outcome)]++
 	}
 	if ss.readyIn > 0 {
 		if len(b.ttfb) < ttfbSamples {
@@ -175,58 +140,35 @@ func (s *Service) finish(ss *session) {
 		}
 	}
 	b.mu.Unlock()
-	s.cluster.Recent.add(info)
-	m := s.cluster.Metrics
-	m.SessionsEnded.WithLabelValues(s.name, ss.outcome).Inc()
+	s.env.Recent.add(info)
+	m := s.metrics
+	m.SessionsEnded.WithLabelValues(s.name, string(ss.outcome)).Inc()
 	m.SessionDuration.WithLabelValues(s.name).Observe(time.Since(ss.begin).Seconds())
 	m.Bytes.WithLabelValues(s.name, "in").Add(float64(ss.in))
 	m.Bytes.WithLabelValues(s.name, "out").Add(float64(ss.out))
 	if ss.readyIn > 0 {
 		m.FirstByte.WithLabelValues(s.name).Observe(ss.readyIn.Seconds())
 	}
-	if refused(ss.outcome) {
-		m.Refusals.WithLabelValues(s.name, ss.outcome).Inc()
+	if ss.outcome.Refused() {
+		m.Refusals.WithLabelValues(s.name, string(ss.outcome)).Inc()
 	}
-}
-
-func success(outcome string) bool {
-	switch proxy.Outcome(outcome) {
-	case proxy.Closed, proxy.Idle, proxy.MaxTime:
-		return true
-	}
-	return false
-}
-
-func refused(outcome string) bool {
-	switch outcome {
-	case outcomeRefusedProxy, outcomePerIP, outcomePerIPRate, outcomeQueueFull, outcomeQueueTimeout:
-		return true
-	}
-	return false
 }
 
 // info is a snapshot of the session; bytes of a live one come from the
 // kernel's counts on the client's socket.
-func (ss *session) info() Info {
+func (ss *session) info() view.Session {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	i := Info{
+	i := view.Session{
 		ID: ss.id, Service: ss.svc.name, Client: ss.addr.String(), From: ss.from,
 		Start: ss.begin, Duration: time.Since(ss.begin).Seconds(), Ready: ss.readyIn.Seconds(),
-		BytesIn: ss.in, BytesOut: ss.out, Outcome: ss.outcome, Live: ss.outcome == "",
+		BytesIn: ss.in, BytesOut: ss.out, Outcome: string(ss.outcome), Live: ss.outcome == "",
 	}
 	if ss.c != nil {
-		i.Daemon, i.Container = ss.c.daemon(), shortID(ss.c.id)
+		i.Daemon, i.Container = ss.c.Daemon(), shortID(ss.c.ID())
 	}
 	if i.Live {
 		i.BytesIn, i.BytesOut = proxy.Counts(ss.client)
 	}
 	return i
-}
-
-// setEnd records how to end the session early (Kill).
-func (ss *session) setEnd(end context.CancelCauseFunc) {
-	ss.mu.Lock()
-	ss.end = end
-	ss.mu.Unlock()
 }

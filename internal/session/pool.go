@@ -7,6 +7,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/fleet"
 )
 
 // pool is the per-connection supply: a fresh container per session, unless
@@ -37,13 +40,19 @@ func (p *pool) perSession() bool {
 
 func (p *pool) get(gone context.Context, cf *conf, session string, log *slog.Logger) (*container, *net.TCPConn, string, error) {
 	for c := p.take(cf); c != nil; c = p.take(cf) {
-		conn, err := c.dial()
+		conn, err := c.Dial()
 		if err == nil {
 			c.uses++
 			return c, conn, "pool", nil
 		}
-		log.Warn("pooled container does not answer; destroying it", "container", c.id, "err", err)
-		p.s.destroy(c, log)
+		if fleet.OutOfFiles(err) { // Ganger's limit, not the container's fault
+			p.mu.Lock()
+			p.park(c)
+			p.mu.Unlock()
+			return nil, nil, "", ganger.Fail(ganger.NoFiles, err)
+		}
+		log.Warn("pooled container does not answer; destroying it", "container", shortID(c.ID()), "err", err)
+		c.Destroy()
 	}
 	id := session
 	if !p.perSession() {
@@ -53,8 +62,12 @@ func (p *pool) get(gone context.Context, cf *conf, session string, log *slog.Log
 	if err != nil {
 		return nil, nil, "", err
 	}
-	conn := c.warm
-	c.warm, c.uses = nil, 1
+	conn, err := c.Dial()
+	if err != nil {
+		c.Destroy()
+		return nil, nil, "", ganger.Fail(ganger.NotReady, err)
+	}
+	c.uses = 1
 	return c, conn, "new", nil
 }
 
@@ -82,7 +95,7 @@ func (p *pool) put(c *container, reusable bool, log *slog.Logger) {
 	}
 	p.mu.Unlock()
 	if !keep {
-		p.s.destroy(c, log)
+		c.Destroy()
 	}
 	p.poke()
 }
@@ -93,7 +106,7 @@ func (p *pool) park(c *container) {
 	ctx, cancel := context.WithCancel(p.ctx)
 	c.unwatch = cancel
 	p.idle = append(p.idle, c)
-	p.s.watch(ctx, c, func() {
+	watch(ctx, c, func() {
 		p.mu.Lock()
 		i := slices.Index(p.idle, c)
 		if i >= 0 {
@@ -102,9 +115,9 @@ func (p *pool) park(c *container) {
 		}
 		p.mu.Unlock()
 		if i >= 0 {
-			p.s.log.Warn("pooled container exited; replacing it", "container", c.id)
+			p.s.log.Warn("pooled container exited; replacing it", "container", shortID(c.ID()))
 			cancel()
-			p.s.destroy(c, p.s.log)
+			c.Destroy()
 			p.poke()
 		}
 	})
@@ -156,14 +169,14 @@ func (p *pool) warm(cf *conf) {
 	ok := err == nil && !p.stopped && cf.gen == p.s.conf.Load().gen
 	if ok {
 		p.park(c)
-		log.Info("pool: container ready", "daemon", c.daemon(), "container", shortID(c.id), "idle", len(p.idle))
+		log.Info("pool: container ready", "daemon", c.Daemon(), "container", shortID(c.ID()), "idle", len(p.idle))
 	}
 	p.mu.Unlock()
 	switch {
 	case ok:
 		return
 	case err == nil:
-		p.s.destroy(c, log) // stopped, or made from an old configuration
+		c.Destroy() // stopped, or made from an old configuration
 	case p.ctx.Err() == nil:
 		log.Warn("pool: cannot start a container; retrying in a second", "err", err)
 		select {
@@ -188,7 +201,7 @@ func (p *pool) refresh() {
 	p.mu.Unlock()
 	for _, c := range old {
 		c.unwatch()
-		p.s.destroy(c, p.s.log)
+		c.Destroy()
 	}
 	p.poke()
 }
@@ -205,7 +218,7 @@ func (p *pool) stop() {
 	p.mu.Unlock()
 	for _, c := range idle {
 		c.unwatch()
-		p.s.destroy(c, p.s.log)
+		c.Destroy()
 	}
 }
 

@@ -1,9 +1,15 @@
+// Package session runs services: it accepts clients, gives each a
+// container from the service's supply (fresh, pooled, reused or shared),
+// proxies to it, and gives it back when the session ends. Containers come
+// from the fleet, which owns them; a failure ends one session, never the
+// service.
 package session
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"maps"
 	"net"
@@ -11,34 +17,45 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/fleet"
+	"github.com/ganger-dev/ganger/internal/metrics"
 	"github.com/ganger-dev/ganger/internal/sched"
 )
 
+// Env is what every service of a node shares.
+type Env struct {
+	Fleet  *fleet.Fleet
+	Recent *Recent // the last sessions of every service
+	Conns  *Slots  // caps client connections over every service; nil: no cap
+}
+
+// errShutdown ends what is still starting when Ganger stops.
+var errShutdown = ganger.Fail(ganger.Shutdown, errors.New("ganger is shutting down"))
+
 // Service accepts clients for one configured service and runs a session for
-// each. Create it with New; run it with Serve; change it with Update;
-// stop it with Shutdown, then WaitCleanup.
+// each. Create it with New; run it with Serve (or hand it connections with
+// HandleConn); change it with Update; stop it with Shutdown.
 type Service struct {
 	name    string
-	node    string
-	cluster *Cluster
+	env     Env
+	fleet   *fleet.Fleet
+	metrics *metrics.Metrics
 	log     *slog.Logger
 	conf    atomic.Pointer[conf]
 	supply  supply
 	book    *book
 
-	ctx    context.Context // cancelled to force every session to end
-	cancel context.CancelFunc
+	ctx     context.Context // cancelled (errShutdown) to force every session to end
+	cancel  context.CancelCauseFunc
+	closing chan struct{} // closed when Shutdown begins
 
 	mu       sync.Mutex
 	ln       net.Listener
-	closing  bool
-	live     map[string]bool // daemon/name of every container that may exist, until removed
-	sessions sync.WaitGroup  // live sessions
-	cleanup  sync.WaitGroup  // background container removals
+	closed   bool
+	sessions sync.WaitGroup // live sessions
 }
 
 // conf is one generation of a service's configuration. A session works
@@ -51,23 +68,23 @@ type conf struct {
 	gen     int
 }
 
-// New returns a Service for cfg that places containers on the cluster and
-// labels them as owned by node. It registers the service with the
-// cluster's scheduler.
-func New(cfg config.Service, node string, c *Cluster, log *slog.Logger) *Service {
-	ctx, cancel := context.WithCancel(context.Background())
+// New returns a Service for cfg whose containers come from env's fleet. It
+// registers the service's limits with the fleet's scheduler.
+func New(cfg config.Service, env Env, log *slog.Logger) *Service {
+	ctx, cancel := context.WithCancelCause(context.Background())
 	s := &Service{
 		name:    cfg.Name,
-		node:    node,
-		cluster: c,
+		env:     env,
+		fleet:   env.Fleet,
+		metrics: env.Fleet.Metrics(),
 		log:     log.With("service", cfg.Name),
 		ctx:     ctx,
 		cancel:  cancel,
-		live:    map[string]bool{},
+		closing: make(chan struct{}),
 		book:    newBook(),
 	}
-	c.Sched.AddService(cfg.Name, schedLimits(cfg))
-	s.conf.Store(newConf(cfg, node, 1))
+	s.fleet.Sched().AddService(cfg.Name, schedLimits(cfg))
+	s.conf.Store(newConf(cfg, env.Fleet.Node(), 1))
 	s.supply = newSupply(s)
 	return s
 }
@@ -85,7 +102,7 @@ func newConf(cfg config.Service, node string, gen int) *conf {
 
 func schedLimits(cfg config.Service) sched.ServiceLimits {
 	policy := sched.Spread
-	if cfg.Placement == "binpack" {
+	if cfg.Placement == ganger.Binpack {
 		policy = sched.Binpack
 	}
 	return sched.ServiceLimits{Policy: policy, MaxContainers: cfg.MaxContainers, QueueMax: cfg.Queue.Max}
@@ -103,11 +120,11 @@ func (s *Service) Config() config.Service { return s.conf.Load().cfg }
 // are replaced. The listener is not touched.
 func (s *Service) Update(cfg config.Service) {
 	old := s.conf.Load()
-	cf := newConf(cfg, s.node, old.gen+1)
+	cf := newConf(cfg, s.fleet.Node(), old.gen+1)
 	if old.cfg.PerIP == cfg.PerIP && old.cfg.PerIPRate == cfg.PerIPRate {
 		cf.ips = old.ips // the same limits: live per-address counts carry over
 	}
-	s.cluster.Sched.UpdateService(s.name, schedLimits(cfg))
+	s.fleet.Sched().UpdateService(s.name, schedLimits(cfg))
 	s.conf.Store(cf)
 	s.supply.refresh()
 }
@@ -154,90 +171,52 @@ func (s *Service) sessionSpec(cf *conf, id string) ganger.Spec {
 	return spec
 }
 
-// Owns reports whether the named container on the daemon is still this
-// service's business: in use, pooled, or being removed. The reconciler
-// removes the containers no service owns.
-func (s *Service) Owns(daemon, name string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.live[daemon+"/"+name]
-}
-
-// Live returns the daemon/name keys Owns holds true for, at this moment.
-func (s *Service) Live() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Collect(maps.Keys(s.live))
-}
-
-func (s *Service) setLive(daemon, name string, live bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if live {
-		s.live[daemon+"/"+name] = true
-	} else {
-		delete(s.live, daemon+"/"+name)
-	}
-}
-
-// Serve accepts clients on ln until Shutdown. It returns nil after Shutdown,
-// else the listener's error. It also keeps the service's pool, if any.
+// Serve accepts clients on ln until Shutdown. It returns nil after
+// Shutdown, else the listener's error. It also keeps the service's pool,
+// if any.
 func (s *Service) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
-	closing := s.closing
+	closed := s.closed
 	s.mu.Unlock()
-	if closing {
+	if closed {
 		ln.Close()
 		return nil
 	}
 	s.supply.start()
-	backoff := 5 * time.Millisecond
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if s.isClosing() {
-				return nil
-			}
-			// Out of file descriptors and the like: wait, do not spin.
-			s.log.Warn("accept failed", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
-			backoff = min(backoff*2, time.Second)
-			continue
-		}
-		backoff = 5 * time.Millisecond
-		if !s.admit() {
-			c.Close()
-			continue
-		}
-		go s.handle(c.(*net.TCPConn))
+	return Accept(ln, s, s.env.Conns, s.closing, s.log)
+}
+
+// HandleConn runs one client's session to its end: the target seam of
+// Accept.
+func (s *Service) HandleConn(conn net.Conn) {
+	if !s.admit() {
+		conn.Close()
+		return
 	}
+	s.handle(conn.(*net.TCPConn))
 }
 
 // admit counts a new session unless the service is shutting down.
 func (s *Service) admit() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.closed {
 		return false
 	}
 	s.sessions.Add(1)
 	return true
 }
 
-func (s *Service) isClosing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
-
 // Shutdown stops accepting and lets live sessions go on until ctx is done,
 // then ends the rest, and destroys the pooled and shared containers. It
-// returns once every session has ended; containers may still be being
-// removed (see WaitCleanup).
+// returns once every session has ended; the fleet removes the containers.
 func (s *Service) Shutdown(ctx context.Context) {
 	s.mu.Lock()
-	s.closing = true
+	if !s.closed {
+		s.closed = true
+		close(s.closing)
+	}
 	ln := s.ln
 	s.mu.Unlock()
 	if ln != nil {
@@ -248,51 +227,11 @@ func (s *Service) Shutdown(ctx context.Context) {
 	select {
 	case <-drained:
 	case <-ctx.Done():
-		s.cancel()
+		s.cancel(errShutdown)
 		<-drained
 	}
-	s.cancel()
+	s.cancel(errShutdown)
 	s.supply.stop()
-}
-
-// WaitCleanup waits until every container this service created has been
-// removed (or its removal has given up), or ctx is done.
-func (s *Service) WaitCleanup(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.cleanup.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (s *Service) remove(c *container, log *slog.Logger) {
-	defer s.cleanup.Done()
-	defer c.lease.Release()
-	defer s.setLive(c.daemon(), c.name, false)
-	b := s.cluster.Backend(c.daemon())
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := b.Remove(ctx, c.id)
-		cancel()
-		if err == nil {
-			return
-		}
-		if s.cluster.isDown(c.daemon()) {
-			log.Info("daemon down: its container is removed when it rejoins", "container", c.id)
-			return
-		}
-		if attempt == 5 {
-			log.Error("cannot remove container; the reconciler will retry", "container", c.id, "err", err)
-			return
-		}
-		log.Warn("remove container failed, retrying", "container", c.id, "err", err, "retry_in", backoff)
-		time.Sleep(backoff)
-		backoff *= 2
-	}
 }
 
 func newID() string {

@@ -11,34 +11,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/proxy"
-	"github.com/ganger-dev/ganger/internal/sched"
-)
-
-// Outcomes of a session that never reached its container. Once proxying,
-// the outcome is the proxy's (closed, reset, idle, timeout, canceled).
-const (
-	outcomeClientGone   = "client_gone" // the client left while waiting or while its container started
-	outcomeRefusedProxy = "refused_proxy"
-	outcomePerIP        = "refused_per_ip"
-	outcomePerIPRate    = "refused_rate"
-	outcomeQueueFull    = "queue_full"
-	outcomeQueueTimeout = "queue_timeout"
-	outcomeCreate       = "create_failed"
-	outcomeStart        = "start_failed"
-	outcomeExited       = "exited" // the container exited before it was ready
-	outcomeNotReady     = "not_ready"
-	outcomeDaemonDown   = "daemon_down" // its daemon was marked down
-	outcomeShutdown     = "shutdown"    // Ganger stopped before the session was proxying
-	logLines            = 10            // container output lines logged on early exit
-	placeAttempts       = 3             // daemons tried when one fails a call
 )
 
 var (
-	errNotReady   = errors.New("container not ready within the ready timeout")
-	errExited     = errors.New("container exited before it was ready")
-	errQueueWait  = errors.New("no room within the queue timeout")
-	errDaemonDown = errors.New("daemon marked down")
+	errKilled = ganger.Fail(ganger.Killed, errors.New("killed by an operator"))
+	errDied   = ganger.Fail(ganger.Died, errors.New("its container exited"))
 )
 
 // session is one client connection and its life. Its own goroutine writes
@@ -57,12 +37,10 @@ type session struct {
 	early  []byte // read with the PROXY header, before the early reader
 
 	c       *container
-	from    string      // new, pool or shared
-	unwatch func() bool // stops ending the session when its daemon goes down
+	from    string // new, pool or shared
 	readyIn time.Duration
-	exit    *exitError
 	in, out int64
-	outcome string
+	outcome ganger.Outcome
 	err     error
 }
 
@@ -90,33 +68,32 @@ func (ss *session) admit() bool {
 		ss.addr, ss.early = addr, rest
 		if err != nil {
 			ss.log.Info("session start", "client", ss.addr.String(), "peer", ss.client.RemoteAddr().String())
-			ss.setOutcome(outcomeRefusedProxy, err)
+			ss.setEnd(err)
 			return false
 		}
 	}
 	ss.log.Info("session start", "client", ss.addr.String())
 	if err := ss.cf.ips.admit(ss.addr.Addr().Unmap()); err != nil {
-		outcome := outcomePerIP
-		if errors.Is(err, errPerIPRate) {
-			outcome = outcomePerIPRate
-		}
-		ss.setOutcome(outcome, err)
+		ss.setEnd(err)
 		return false
 	}
 	return true
 }
 
-func (ss *session) setOutcome(outcome string, err error) {
+// setEnd records how the session ended: the outcome err carries.
+func (ss *session) setEnd(err error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	ss.outcome, ss.err = outcome, err
+	ss.outcome, ss.err = ganger.OutcomeOf(err, ganger.StartFailed), err
 }
 
 func (ss *session) run() {
 	s := ss.svc
 	ctx, cancel := context.WithCancelCause(s.ctx)
 	defer cancel(nil)
-	ss.setEnd(cancel)
+	ss.mu.Lock()
+	ss.end = cancel
+	ss.mu.Unlock()
 	defer ss.client.Close()
 
 	gone, stop := context.WithCancelCause(ctx)
@@ -131,21 +108,22 @@ func (ss *session) run() {
 	ss.mu.Lock()
 	ss.c, ss.from, ss.readyIn = c, from, time.Since(ss.begin)
 	ss.mu.Unlock()
-	ss.unwatch = context.AfterFunc(s.cluster.lifeOf(c.daemon()), func() { cancel(errDaemonDown) })
+	// The session ends with its connection, or when its container is
+	// reported dead (say, once its daemon answers again after a restart);
+	// never because its daemon is slow to answer pings.
+	go ss.watchExit(ctx, c, cancel)
 	buf, halfClosed := early.handOver()
 	ss.proxy(ctx, upstream, buf, halfClosed)
-	ss.unwatch()
-	s.supply.put(c, ss.reusable(), ss.log)
+	s.supply.put(c, ss.outcome.Reusable(), ss.log)
 }
 
-// reusable reports whether the session ended in a way that leaves its
-// container fit to serve again.
-func (ss *session) reusable() bool {
-	switch proxy.Outcome(ss.outcome) {
-	case proxy.Closed, proxy.Idle, proxy.MaxTime:
-		return true
+// watchExit ends the session if its container exits first.
+func (ss *session) watchExit(ctx context.Context, c *container, end context.CancelCauseFunc) {
+	select {
+	case <-c.Exited():
+		end(errDied)
+	case <-ctx.Done():
 	}
-	return false
 }
 
 // proxy delivers what the client sent early, then pipes both ways.
@@ -154,7 +132,7 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 	if len(early) > 0 {
 		if _, err := upstream.Write(early); err != nil {
 			upstream.Close()
-			ss.setOutcome(string(proxy.Reset), fmt.Errorf("deliver early bytes: %w", err))
+			ss.setEnd(ganger.Fail(ganger.Reset, fmt.Errorf("deliver early bytes: %w", err)))
 			return
 		}
 		in = int64(len(early))
@@ -168,14 +146,10 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 		opt.Max = max(t.Session.D()-time.Since(ss.begin), time.Millisecond)
 	}
 	st := proxy.Pipe(ctx, ss.client, upstream, opt)
-	outcome, err := string(st.Outcome), st.Err
+	outcome, err := ganger.Outcome(st.Outcome), st.Err
 	if st.Outcome == proxy.Canceled {
-		switch cause := context.Cause(ctx); {
-		case errors.Is(cause, errDaemonDown):
-			outcome, err = outcomeDaemonDown, cause
-		case errors.Is(cause, errKilled):
-			outcome, err = outcomeKilled, cause
-		}
+		err = context.Cause(ctx)
+		outcome = ganger.OutcomeOf(err, ganger.Canceled)
 	}
 	ss.mu.Lock()
 	ss.in, ss.out = in+st.In, st.Out
@@ -183,46 +157,12 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 	ss.mu.Unlock()
 }
 
-// stepError tags a start failure with its outcome.
-type stepError struct {
-	outcome string
-	err     error
-}
-
-func (e stepError) Error() string { return e.err.Error() }
-func (e stepError) Unwrap() error { return e.err }
-
 // fail records why the session never reached a container, closes the
 // client at once, and tells a client refused for want of room, if the
 // service says what to tell it.
 func (ss *session) fail(err error) {
-	ss.mu.Lock()
-	ss.err = err
-	var se stepError
-	switch {
-	case errors.Is(err, errKilled):
-		ss.outcome = outcomeKilled
-	case errors.Is(err, errClientGone):
-		ss.outcome = outcomeClientGone
-	case errors.Is(err, sched.ErrQueueFull):
-		ss.outcome = outcomeQueueFull
-	case errors.Is(err, errQueueWait):
-		ss.outcome = outcomeQueueTimeout
-	case errors.Is(err, errDaemonDown):
-		ss.outcome = outcomeDaemonDown
-	case errors.As(err, &ss.exit):
-		ss.outcome = outcomeExited
-	case errors.Is(err, errNotReady):
-		ss.outcome = outcomeNotReady
-	case ss.svc.ctx.Err() != nil:
-		ss.outcome = outcomeShutdown
-	case errors.As(err, &se):
-		ss.outcome = se.outcome
-	default:
-		ss.outcome = outcomeStart
-	}
-	ss.mu.Unlock()
-	if msg := ss.cf.cfg.Queue.RejectMessage; msg != "" && (ss.outcome == outcomeQueueFull || ss.outcome == outcomeQueueTimeout) {
+	ss.setEnd(err)
+	if msg := ss.cf.cfg.Queue.RejectMessage; msg != "" && (ss.outcome == ganger.QueueFull || ss.outcome == ganger.QueueTimeout) {
 		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(ss.client, msg+"\n")
 	}
@@ -234,7 +174,7 @@ func (ss *session) logEnd() {
 	defer ss.mu.Unlock()
 	daemon, container := "", ""
 	if ss.c != nil {
-		daemon, container = ss.c.daemon(), shortID(ss.c.id)
+		daemon, container = ss.c.Daemon(), shortID(ss.c.ID())
 	}
 	attrs := []any{
 		"client", ss.addr.String(),
@@ -245,15 +185,16 @@ func (ss *session) logEnd() {
 		"bytes_in", ss.in,
 		"bytes_out", ss.out,
 		"duration", time.Since(ss.begin).Round(time.Microsecond),
-		"outcome", ss.outcome,
+		"outcome", string(ss.outcome),
 	}
-	if ss.exit != nil {
-		attrs = append(attrs, "exit_code", ss.exit.exit.Code, "last_output", ss.exit.logs)
+	var exit *fleet.ExitError
+	if errors.As(ss.err, &exit) {
+		attrs = append(attrs, "exit_code", exit.Exit.Code, "last_output", exit.Logs)
 	}
 	level := slog.LevelInfo
 	if ss.err != nil {
 		attrs = append(attrs, "err", ss.err.Error())
-		if ss.outcome != outcomeClientGone && ss.outcome != string(proxy.Reset) {
+		if !ss.outcome.Quiet() {
 			level = slog.LevelWarn
 		}
 	}

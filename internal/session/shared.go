@@ -2,11 +2,15 @@ package session
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/fleet"
 )
 
 // shared is the supply of shared mode: concurrent sessions share up to
@@ -17,27 +21,34 @@ import (
 type shared struct {
 	s       *Service
 	mu      sync.Mutex
-	cs      []*sharedC
-	changed chan struct{} // closed, and replaced, when room may have appeared
+	cs      []*sharedC              // in service: starting or ready
+	held    map[*container]*sharedC // every started one not yet destroyed
+	changed chan struct{}           // closed, and replaced, when room may have appeared
 	stopped bool
 	wg      sync.WaitGroup
 }
 
-// sharedC is one shared container, starting or ready.
+// sharedC is one shared container, starting or ready. Its fields are
+// guarded by the shared's mu, but for ready and err, set once by boot.
 type sharedC struct {
-	*container
+	conf  *conf
+	c     *container    // nil until its start is over
 	ready chan struct{} // closed when the start is over
 	err   error         // why the start failed
+	conns int           // sessions on it
+	out   bool          // out of service: no new session picks it
 	idle  *time.Timer   // idle_stop, armed while no connection is open
 }
 
-func newShared(s *Service) *shared { return &shared{s: s, changed: make(chan struct{})} }
+func newShared(s *Service) *shared {
+	return &shared{s: s, changed: make(chan struct{}), held: map[*container]*sharedC{}}
+}
 
 func (p *shared) perSession() bool { return false }
 func (p *shared) start()           {}
 
 func (p *shared) get(gone context.Context, cf *conf, session string, log *slog.Logger) (*container, *net.TCPConn, string, error) {
-	ctx, cancel := context.WithTimeoutCause(gone, max(cf.cfg.Queue.Timeout.D(), time.Nanosecond), errQueueWait)
+	ctx, cancel := context.WithTimeoutCause(gone, max(cf.cfg.Queue.Timeout.D(), time.Nanosecond), errSharedWait)
 	defer cancel()
 	for {
 		sc, wait := p.pick(cf)
@@ -52,25 +63,27 @@ func (p *shared) get(gone context.Context, cf *conf, session string, log *slog.L
 		select {
 		case <-sc.ready:
 		case <-ctx.Done():
-			p.put(sc.container, true, log)
+			p.release(sc)
 			return nil, nil, "", context.Cause(ctx)
 		}
 		if sc.err != nil {
-			p.put(sc.container, false, log)
+			p.release(sc)
 			return nil, nil, "", sc.err
 		}
-		p.mu.Lock()
-		warm := sc.takeWarm()
-		p.mu.Unlock()
-		conn, err := dialWarm(warm, sc.addr)
+		conn, err := sc.c.Dial()
 		if err == nil {
-			return sc.container, conn, "shared", nil
+			return sc.c, conn, "shared", nil
 		}
-		log.Warn("shared container does not answer; destroying it", "container", sc.id, "err", err)
-		p.kill(sc)
-		p.put(sc.container, false, log)
+		p.release(sc)
+		if fleet.OutOfFiles(err) { // Ganger's limit, not the container's fault
+			return nil, nil, "", ganger.Fail(ganger.NoFiles, err)
+		}
+		log.Warn("shared container does not answer; destroying it", "container", shortID(sc.c.ID()), "err", err)
+		p.retire(sc)
 	}
 }
+
+var errSharedWait = ganger.Fail(ganger.QueueTimeout, errors.New("no shared container with room within the queue timeout"))
 
 // pick counts the session on a container of generation cf with room:
 // the least loaded ready one, else one starting, else a new one if there
@@ -83,7 +96,7 @@ func (p *shared) pick(cf *conf) (*sharedC, <-chan struct{}) {
 	var best *sharedC
 	n := 0
 	for _, sc := range p.cs {
-		if sc.conf.gen != cf.gen || sc.dead {
+		if sc.conf.gen != cf.gen {
 			continue
 		}
 		n++
@@ -95,7 +108,7 @@ func (p *shared) pick(cf *conf) (*sharedC, <-chan struct{}) {
 		}
 	}
 	if best == nil && n < cf.cfg.Shared.Replicas && !p.stopped {
-		best = &sharedC{container: &container{conf: cf}, ready: make(chan struct{})}
+		best = &sharedC{conf: cf, ready: make(chan struct{})}
 		p.cs = append(p.cs, best)
 		p.wg.Go(func() { p.boot(best) })
 	}
@@ -116,67 +129,97 @@ func (p *shared) boot(sc *sharedC) {
 	log := p.s.log.With("shared", true)
 	c, err := p.s.launch(p.s.ctx, sc.conf, newID(), log)
 	p.mu.Lock()
+	sc.c, sc.err = c, err
+	unused := false
 	if err != nil {
-		sc.err, sc.dead = err, true
-		p.cs = slices.DeleteFunc(p.cs, func(x *sharedC) bool { return x == sc })
+		p.takeOut(sc)
 	} else {
-		conns := sc.conns
-		*sc.container = *c
-		sc.conns = conns
-		log.Info("shared: container ready", "daemon", c.daemon(), "container", shortID(c.id))
+		log.Info("shared: container ready", "daemon", c.Daemon(), "container", shortID(c.ID()))
+		p.held[c] = sc
 		ctx, cancel := context.WithCancel(p.s.ctx)
-		sc.unwatch = cancel
-		p.s.watch(ctx, sc.container, func() { p.exited(sc) })
+		c.unwatch = cancel
+		watch(ctx, c, func() { p.exited(sc) })
+		if sc.conns == 0 { // everyone who waited left
+			unused = sc.out
+			p.armIdle(sc)
+		}
 	}
 	close(sc.ready)
 	p.signal()
 	p.mu.Unlock()
+	if unused { // retired while it started
+		p.destroy(sc)
+	}
 }
 
-// exited drops a shared container that exited; its sessions end as their
-// connections close.
+// exited takes a shared container that exited out of service; its
+// sessions end (they watch it too), and the last one out destroys it.
 func (p *shared) exited(sc *sharedC) {
-	p.s.log.Warn("shared container exited", "container", sc.id)
-	p.kill(sc)
-	p.mu.Lock()
-	idleNow := sc.conns == 0
-	p.mu.Unlock()
-	if idleNow {
-		p.s.destroy(sc.container, p.s.log)
-	}
+	p.s.log.Warn("shared container exited", "container", shortID(sc.c.ID()))
+	p.retire(sc)
 }
 
-// kill takes sc out of service: no new session picks it.
-func (p *shared) kill(sc *sharedC) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	sc.dead = true
+// takeOut stops new sessions picking sc. The caller holds p.mu.
+func (p *shared) takeOut(sc *sharedC) {
+	sc.out = true
 	p.cs = slices.DeleteFunc(p.cs, func(x *sharedC) bool { return x == sc })
-	p.signal()
 }
 
-func (p *shared) put(c *container, reusable bool, log *slog.Logger) {
+// retire takes sc out of service and destroys it once no session is on it.
+func (p *shared) retire(sc *sharedC) {
 	p.mu.Lock()
-	i := slices.IndexFunc(p.cs, func(x *sharedC) bool { return x.container == c })
-	c.conns--
-	var sc *sharedC
-	if i >= 0 {
-		sc = p.cs[i]
+	p.takeOut(sc)
+	idle := sc.conns == 0
+	p.signal()
+	p.mu.Unlock()
+	if idle {
+		p.destroy(sc)
 	}
-	destroy := c.conns == 0 && (sc == nil || c.conf.gen != p.s.conf.Load().gen || p.stopped) && c.id != ""
-	if destroy && sc != nil {
-		p.cs = slices.Delete(p.cs, i, i+1)
-	}
-	if !destroy && sc != nil && c.conns == 0 && !sc.dead {
+}
+
+// release ends one session's hold on sc.
+func (p *shared) release(sc *sharedC) {
+	p.mu.Lock()
+	sc.conns--
+	last := sc.conns == 0
+	destroy := last && sc.c != nil && (sc.out || sc.conf.gen != p.s.conf.Load().gen || p.stopped)
+	if destroy {
+		p.takeOut(sc)
+	} else if last && sc.c != nil {
 		p.armIdle(sc)
 	}
 	p.signal()
 	p.mu.Unlock()
 	if destroy {
-		if c.unwatch != nil {
-			c.unwatch()
+		p.destroy(sc)
+	}
+}
+
+func (p *shared) put(c *container, reusable bool, log *slog.Logger) {
+	p.mu.Lock()
+	sc := p.held[c]
+	p.mu.Unlock()
+	if sc != nil {
+		p.release(sc)
+		return
+	}
+	c.Destroy() // not ours any more: destroying is idempotent
+}
+
+// destroy destroys sc's container; a second call does nothing.
+func (p *shared) destroy(sc *sharedC) {
+	p.mu.Lock()
+	if sc.idle != nil {
+		sc.idle.Stop()
+	}
+	_, held := p.held[sc.c]
+	delete(p.held, sc.c)
+	p.mu.Unlock()
+	if held {
+		if sc.c.unwatch != nil {
+			sc.c.unwatch()
 		}
-		p.s.destroy(c, log)
+		sc.c.Destroy()
 	}
 }
 
@@ -184,21 +227,19 @@ func (p *shared) put(c *container, reusable bool, log *slog.Logger) {
 // caller holds p.mu.
 func (p *shared) armIdle(sc *sharedC) {
 	d := sc.conf.cfg.Shared.IdleStop.D()
-	if d <= 0 {
+	if d <= 0 || sc.out {
 		return
 	}
 	sc.idle = time.AfterFunc(d, func() {
 		p.mu.Lock()
-		i := slices.Index(p.cs, sc)
-		gone := i >= 0 && sc.conns == 0
-		if gone {
-			p.cs = slices.Delete(p.cs, i, i+1)
+		idle := !sc.out && sc.conns == 0
+		if idle {
+			p.takeOut(sc)
 		}
 		p.mu.Unlock()
-		if gone {
-			p.s.log.Info("shared: container idle; stopping it", "container", shortID(sc.id), "idle_stop", d)
-			sc.unwatch()
-			p.s.destroy(sc.container, p.s.log)
+		if idle {
+			p.s.log.Info("shared: container idle; stopping it", "container", shortID(sc.c.ID()), "idle_stop", d)
+			p.destroy(sc)
 		}
 	})
 }
@@ -214,30 +255,16 @@ func (p *shared) signal() {
 func (p *shared) refresh() {
 	cf := p.s.conf.Load()
 	p.mu.Lock()
-	var idle []*sharedC
-	p.cs = slices.DeleteFunc(p.cs, func(sc *sharedC) bool {
-		if sc.conf.gen == cf.gen {
-			return false
+	var old []*sharedC
+	for _, sc := range p.cs {
+		if sc.conf.gen != cf.gen {
+			old = append(old, sc)
 		}
-		sc.dead = true
-		if sc.conns == 0 && sc.id != "" {
-			idle = append(idle, sc)
-		}
-		return true
-	})
-	p.signal()
+	}
 	p.mu.Unlock()
-	for _, sc := range idle {
-		p.stopIdle(sc)
+	for _, sc := range old {
+		p.retire(sc) // one still starting is destroyed when its start is over
 	}
-}
-
-func (p *shared) stopIdle(sc *sharedC) {
-	if sc.idle != nil {
-		sc.idle.Stop()
-	}
-	sc.unwatch()
-	p.s.destroy(sc.container, p.s.log)
 }
 
 func (p *shared) stop() {
@@ -246,11 +273,10 @@ func (p *shared) stop() {
 	p.mu.Unlock()
 	p.wg.Wait() // starts end: the service's context is cancelled
 	p.mu.Lock()
-	cs := p.cs
-	p.cs = nil
+	cs := slices.Clone(p.cs)
 	p.mu.Unlock()
 	for _, sc := range cs { // every start is over, and failed ones left the list
-		p.stopIdle(sc)
+		p.retire(sc)
 	}
 }
 
@@ -259,7 +285,7 @@ func (p *shared) ready() (int, int) {
 	defer p.mu.Unlock()
 	n := 0
 	for _, sc := range p.cs {
-		if sc.id != "" && !sc.dead {
+		if sc.c != nil {
 			n++
 		}
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/fleet"
 )
 
 // supply gives sessions ready containers and takes them back. Each
@@ -25,8 +28,49 @@ type supply interface {
 }
 
 func newSupply(s *Service) supply {
-	if s.conf.Load().cfg.Mode == "shared" {
+	if s.conf.Load().cfg.Mode == ganger.Shared {
 		return newShared(s)
 	}
 	return newPool(s)
+}
+
+// container is a fleet container as a supply holds it. The fields below
+// conf are guarded by the supply that holds it.
+type container struct {
+	*fleet.Container
+	conf *conf // the configuration it was made from
+
+	uses    int  // sessions it has served
+	dead    bool // it exited
+	unwatch func()
+}
+
+// launch has the fleet make a container for the service, named after id;
+// gone ending (the client leaving) abandons it.
+func (s *Service) launch(gone context.Context, cf *conf, id string, log *slog.Logger) (*container, error) {
+	r := cf.cfg.Ready
+	fc, err := s.fleet.Launch(gone, fleet.Request{
+		Service:      s.name,
+		Spec:         s.sessionSpec(cf, id),
+		QueueTimeout: cf.cfg.Queue.Timeout.D(),
+		ReadyTimeout: r.Timeout.D(),
+		Backoff:      r.Backoff.D(),
+		BackoffMax:   r.BackoffMax.D(),
+		Log:          log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &container{Container: fc, conf: cf}, nil
+}
+
+// watch calls exited once if c exits before ctx ends.
+func watch(ctx context.Context, c *container, exited func()) {
+	go func() {
+		select {
+		case <-c.Exited():
+			exited()
+		case <-ctx.Done():
+		}
+	}()
 }

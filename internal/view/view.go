@@ -1,0 +1,66 @@
+// Package view is the read-model that Ganger's API serves and `ganger ctl`
+// reads: what an operator sees of services, daemons and sessions. It is a
+// leaf: it imports nothing of Ganger's, so the CLI client needs neither the
+// server nor the session code.
+package view
+
+import "time"
+
+// Session is what an operator sees of one session.
+type Session struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Client    string    `json:"client"`
+	Daemon    string    `json:"daemon"`
+	Container string    `json:"container"`
+	From      string    `json:"from,omitempty"`
+	Start     time.Time `json:"start"`
+	Duration  float64   `json:"duration_seconds"`
+	Ready     float64   `json:"ready_seconds"`
+	BytesIn   int64     `json:"bytes_in"`
+	BytesOut  int64     `json:"bytes_out"`
+	Outcome   string    `json:"outcome,omitempty"`
+	Live      bool      `json:"live"`
+}
+
+// Stats is what an operator sees of one service's traffic.
+type Stats struct {
+	Served     int64            `json:"sessions_served"`
+	Live       int              `json:"live_sessions"`
+	Queued     int              `json:"queued"`
+	PoolReady  int              `json:"pool_ready"`
+	PoolTarget int              `json:"pool_target"`
+	Failures   map[string]int64 `json:"failures"` // by outcome
+	TTFBp50    float64          `json:"ttfb_p50_seconds"`
+	TTFBp99    float64          `json:"ttfb_p99_seconds"`
+}
+
+// Service is one service as an operator sees it.
+type Service struct {
+	Name      string `json:"name"`
+	Listen    string `json:"listen"`
+	Mode      string `json:"mode"`
+	Image     string `json:"image"`
+	Placement string `json:"placement"`
+	Stats
+}
+
+// Daemon is one daemon as an operator sees it.
+type Daemon struct {
+	Name       string `json:"name"`
+	Up         bool   `json:"up"`
+	APIVersion string `json:"api_version"`
+	EngineID   string `json:"engine_id,omitempty"`
+	Containers int    `json:"containers"` // this node's
+	Others     int    `json:"other_nodes_containers"`
+	Max        int    `json:"max_containers"`
+	Starting   int    `json:"starting"` // creates and starts in flight
+	Waiting    int    `json:"waiting_to_start"`
+	Drained    bool   `json:"drained"`
+}
+
+// Sessions is the answer of GET /v1/sessions.
+type Sessions struct {
+	Live   []Session `json:"live"`
+	Recent []Session `json:"recent"`
+}
