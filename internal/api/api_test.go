@@ -175,3 +175,34 @@ func TestSlowClientIsCut(t *testing.T) {
 		t.Fatalf("stalled request still open after 30s: %v", err)
 	}
 }
+
+// A reload runs to its end when the client that asked for it hangs up
+// (a ctl timing out, say): an image pull it is doing is not cut short.
+func TestReloadOutlivesItsClient(t *testing.T) {
+	a, _ := newAPI("tok")
+	done := make(chan error, 1)
+	a.Reload = func(ctx context.Context) error {
+		select {
+		case <-time.After(500 * time.Millisecond): // a pull in progress
+			done <- nil
+		case <-ctx.Done():
+			done <- ctx.Err()
+		}
+		return nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Serve(ln)
+	defer a.Shutdown(context.Background())
+	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/reload", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	impatient := &http.Client{Timeout: 50 * time.Millisecond}
+	if _, err := impatient.Do(req); err == nil {
+		t.Fatal("the impatient client got an answer before the reload could end")
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("reload cut short when its client left: %v", err)
+	}
+}
