@@ -149,10 +149,13 @@ func (f *Fleet) Remove(name string) error {
 	}
 	delete(f.members, name)
 	f.order = slices.DeleteFunc(f.order, func(n string) bool { return n == name })
+	stop := m.stop // nil until Start: no loops yet
 	f.mu.Unlock()
 	f.sched.SetUp(name, false)
 	f.sched.RemoveDaemon(name)
-	m.stop()
+	if stop != nil {
+		stop()
+	}
 	m.b.Close()
 	f.log.Info("daemon removed", "daemon", name)
 	return nil
@@ -224,7 +227,9 @@ func (f *Fleet) Start(ctx context.Context) error {
 	f.mu.Lock()
 	f.running = true
 	for _, m := range members {
-		f.startLoops(m)
+		if f.members[m.name] == m { // not removed while it joined
+			f.startLoops(m)
+		}
 	}
 	f.mu.Unlock()
 	if f.opt.Reconcile > 0 {

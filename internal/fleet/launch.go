@@ -20,12 +20,15 @@ type Request struct {
 	// ReadyTimeout bounds everything after room is granted: the turn on
 	// the daemon, create, start, and the wait until it answers, retries on
 	// another daemon included. A client waits at most QueueTimeout +
-	// ReadyTimeout.
+	// ReadyTimeout. If zero, 30s.
 	ReadyTimeout time.Duration
 	// Backoff and BackoffMax pace the readiness dials (doubling).
 	Backoff, BackoffMax time.Duration
 	Log                 *slog.Logger // if nil, the fleet's
 }
+
+// defaultReadyTimeout is the ready budget of a Request that sets none.
+const defaultReadyTimeout = 30 * time.Second
 
 // placeAttempts is how many daemons a launch tries when one fails a call.
 const placeAttempts = 3
@@ -52,6 +55,9 @@ var (
 func (f *Fleet) Launch(ctx context.Context, r Request) (*Container, error) {
 	if r.Log == nil {
 		r.Log = f.log
+	}
+	if r.ReadyTimeout <= 0 {
+		r.ReadyTimeout = defaultReadyTimeout
 	}
 	qctx, cancel := context.WithTimeoutCause(ctx, max(r.QueueTimeout, time.Nanosecond), errQueueWait)
 	lease, err := f.acquire(qctx, r.Service)

@@ -162,11 +162,15 @@ func (s *Server) Serve(ctx, force context.Context) error {
 		s.serve(r)
 	}
 	s.mu.Unlock()
+	tctx, stopTrim := context.WithCancel(ctx)
+	defer stopTrim()
+	s.wg.Go(func() { s.trimWhenIdle(tctx) })
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-s.errc:
 	}
+	stopTrim()
 	s.shutdown(force)
 	return err
 }

@@ -14,6 +14,7 @@ type book struct {
 	mu       sync.Mutex
 	active   map[string]*session
 	served   int64
+	ended    int64
 	failures map[string]int64
 	ttfb     []time.Duration // the last samples, a ring
 	next     int
@@ -125,6 +126,7 @@ func (s *Service) finish(ss *session) {
 	b := s.book
 	b.mu.Lock()
 	delete(b.active, ss.id)
+	b.ended++
 	if ss.c != nil {
 		b.served++
 	}
@@ -171,4 +173,11 @@ func (ss *session) info() view.Session {
 		i.BytesIn, i.BytesOut = proxy.Counts(ss.client)
 	}
 	return i
+}
+
+// Activity returns the live sessions and the sessions ended so far.
+func (s *Service) Activity() (live int, ended int64) {
+	s.book.mu.Lock()
+	defer s.book.mu.Unlock()
+	return len(s.book.active), s.book.ended
 }

@@ -1,0 +1,293 @@
+package fleettest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/fleet"
+)
+
+// wait bounds every wait for something asynchronous; it is no claim about
+// speed.
+const wait = 30 * time.Second
+
+// servicePort is the port the suite's containers listen on.
+const servicePort = 7777
+
+// RunBackendTests runs the behaviour every fleet.Backend must have.
+// newBackend returns the backend under test for one subtest, an image whose
+// containers echo on port 7777 (given "-listen :7777"), and kill, which
+// makes a started container exit as SIGKILL does (code 137).
+func RunBackendTests(t *testing.T, newBackend func(t *testing.T) (b fleet.Backend, image string, kill func(id string))) {
+	run := func(name string, body func(s *suite)) {
+		t.Run(name, func(t *testing.T) {
+			b, image, kill := newBackend(t)
+			body(newSuite(t, b, image, kill))
+		})
+	}
+	run("RemoveGone", testRemoveGone)
+	run("CreateAndListByOwner", testCreateAndList)
+	run("StartReturnsDialableAddress", testStart)
+	run("ExitIsReported", testExit)
+	run("RemoveEmitsDestroy", testDestroy)
+	run("Engine", testEngine)
+	run("EventsEndWithContext", testEventsEnd)
+}
+
+// suite is one subtest's backend and owner. Every container it creates
+// is labelled with a fresh owner and removed when the subtest ends.
+type suite struct {
+	*testing.T
+	ctx   context.Context // bounds the subtest's calls
+	b     fleet.Backend
+	image string
+	kill  func(string)
+	owner string
+}
+
+var serial atomic.Int64
+
+func newSuite(t *testing.T, b fleet.Backend, image string, kill func(string)) *suite {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
+	t.Cleanup(cancel)
+	s := &suite{T: t, ctx: ctx, b: b, image: image, kill: kill, owner: "conf-" + randomHex(4)}
+	t.Cleanup(func() { // runs after every removal below
+		if left, err := b.ListManaged(context.Background(), s.owner); err != nil || len(left) > 0 {
+			t.Errorf("left behind: %v (list: %v)", left, err)
+		}
+	})
+	return s
+}
+
+// create creates a container of owner (the subtest's if "").
+func (s *suite) create(owner string) (id, name string) {
+	s.Helper()
+	if owner == "" {
+		owner = s.owner
+	}
+	name = fmt.Sprintf("%s-%d", owner, serial.Add(1))
+	id, err := s.b.Create(s.ctx, ganger.Spec{
+		Name: name, Image: s.image, Port: servicePort, Cmd: []string{"-listen", fmt.Sprint(":", servicePort)}, Network: "bridge",
+		Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: owner, ganger.LabelService: "conformance"},
+		Limits: ganger.Limits{Memory: 64 << 20, Pids: 64, NoNewPrivileges: true},
+	})
+	if err != nil || id == "" {
+		s.Fatalf("create %s: id %q, %v", name, id, err)
+	}
+	s.Cleanup(func() { s.b.Remove(context.Background(), id) })
+	return id, name
+}
+
+func (s *suite) start(id string) string {
+	s.Helper()
+	addr, err := s.b.Start(s.ctx, id, servicePort)
+	if err != nil {
+		s.Fatalf("start: %v", err)
+	}
+	return addr
+}
+
+func (s *suite) remove(idOrName string) {
+	s.Helper()
+	if err := s.b.Remove(s.ctx, idOrName); err != nil {
+		s.Fatalf("remove %s: %v", idOrName, err)
+	}
+}
+
+// list returns owner's containers by id.
+func (s *suite) list(owner string) map[string]ganger.Managed {
+	s.Helper()
+	l, err := s.b.ListManaged(s.ctx, owner)
+	if err != nil {
+		s.Fatalf("list %q: %v", owner, err)
+	}
+	out := map[string]ganger.Managed{}
+	for _, m := range l {
+		out[m.ID] = m
+	}
+	return out
+}
+
+// eventually polls cond until it holds or the bound passes.
+func (s *suite) eventually(msg string, cond func() bool) {
+	s.Helper()
+	for deadline := time.Now().Add(wait); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.Fatalf("after %s: %s", wait, msg)
+		}
+	}
+}
+
+// subscribe opens the subtest owner's event stream and returns once it is
+// live: a probe container's destroy has come through it, and another
+// owner's, removed before, has not.
+func (s *suite) subscribe() <-chan ganger.Event {
+	s.Helper()
+	evs, _ := s.b.Events(s.ctx, s.owner)
+	other, _ := s.create("conf-other-" + randomHex(4))
+	probe, _ := s.create("")
+	s.remove(other)
+	s.remove(probe)
+	s.next(evs, func(e ganger.Event) bool {
+		if e.ID == other {
+			s.Fatalf("event %s of another owner's container came through", e.Action)
+		}
+		return e.ID == probe && e.Action == "destroy"
+	})
+	return evs
+}
+
+// next returns the first event that ok accepts, within the bound.
+func (s *suite) next(evs <-chan ganger.Event, ok func(ganger.Event) bool) ganger.Event {
+	s.Helper()
+	timeout := time.After(wait)
+	for {
+		select {
+		case e, open := <-evs:
+			if !open {
+				s.Fatal("event stream ended")
+			}
+			if ok(e) {
+				return e
+			}
+		case <-timeout:
+			s.Fatalf("no awaited event within %s", wait)
+		}
+	}
+}
+
+func testRemoveGone(s *suite) {
+	s.remove("conf-never-" + randomHex(4))
+	id, name := s.create("")
+	s.remove(id)
+	s.remove(id)
+	s.remove(name)
+}
+
+func testCreateAndList(s *suite) {
+	other := s.owner + "-b"
+	a, name := s.create("")
+	dup := ganger.Spec{Name: name, Image: s.image, Port: servicePort, Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: s.owner}}
+	if id, err := s.b.Create(s.ctx, dup); err == nil {
+		s.b.Remove(context.Background(), id)
+		s.Fatalf("a second create named %s succeeded", name)
+	}
+	b, _ := s.create(other)
+	mine, theirs, all := s.list(s.owner), s.list(other), s.list("")
+	if len(mine) != 1 || len(theirs) != 1 || mine[a].ID != a || theirs[b].ID != b {
+		s.Fatalf("by owner: got %v and %v; want only %s and only %s", mine, theirs, a, b)
+	}
+	if all[a].ID != a || all[b].ID != b {
+		s.Fatalf("all: %v lacks %s or %s", all, a, b)
+	}
+	if m := mine[a]; m.Labels[ganger.LabelService] != "conformance" || m.Labels[ganger.LabelOwner] != s.owner || m.State != "created" {
+		s.Fatalf("listed %+v; want the labels given, state created", m)
+	}
+}
+
+func testStart(s *suite) {
+	if _, err := s.b.Start(s.ctx, "conf-nosuch-"+randomHex(4), servicePort); err == nil {
+		s.Fatal("start of an unknown container succeeded")
+	}
+	id, _ := s.create("")
+	addr := s.start(id)
+	s.eventually("no echo from "+addr, func() bool { return echoes(addr) })
+	if m := s.list(s.owner)[id]; m.State != "running" {
+		s.Fatalf("state %q after start; want running", m.State)
+	}
+	if _, err := s.b.Logs(s.ctx, id, 10); err != nil {
+		s.Fatalf("logs: %v", err)
+	}
+}
+
+// echoes reports whether what listens at addr echoes: the service itself,
+// not a proxy in front of it, answers.
+func echoes(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4)
+	_, werr := c.Write([]byte("ping"))
+	_, rerr := io.ReadFull(c, buf)
+	return werr == nil && rerr == nil && string(buf) == "ping"
+}
+
+func testExit(s *suite) {
+	evs := s.subscribe()
+	id, _ := s.create("")
+	s.start(id)
+	s.kill(id)
+	e := s.next(evs, func(e ganger.Event) bool { return e.ID == id })
+	if e.Action != "die" || e.Exit.Code != 137 {
+		s.Fatalf("first event %+v; want die with code 137", e)
+	}
+	s.eventually("state not exited", func() bool { m := s.list(s.owner)[id]; return m.State == "exited" && !m.Running() })
+}
+
+func testDestroy(s *suite) {
+	evs := s.subscribe()
+	created, _ := s.create("")
+	s.remove(created)
+	if e := s.next(evs, func(e ganger.Event) bool { return e.ID == created }); e.Action != "destroy" {
+		s.Fatalf("never-started container: first event %+v; want destroy", e)
+	}
+	running, _ := s.create("")
+	s.start(running)
+	s.remove(running)
+	var got []string
+	s.next(evs, func(e ganger.Event) bool {
+		if e.ID == running {
+			got = append(got, e.Action)
+		}
+		return e.ID == running && e.Action == "destroy"
+	})
+	if !slices.Equal(got, []string{"die", "destroy"}) {
+		s.Fatalf("running container removed: events %v; want [die destroy]", got)
+	}
+}
+
+func testEngine(s *suite) {
+	e1, err1 := s.b.Engine(s.ctx)
+	e2, err2 := s.b.Engine(s.ctx)
+	if err1 != nil || err2 != nil || e1.ID == "" || e1.ID != e2.ID {
+		s.Fatalf("engine ids %q (%v), %q (%v); want one non-empty id", e1.ID, err1, e2.ID, err2)
+	}
+	if v, err := s.b.Ping(s.ctx); err != nil || v == "" {
+		s.Fatalf("ping: %q, %v", v, err)
+	}
+	if err := s.b.EnsureImage(s.ctx, s.image, ganger.PullNever); err != nil {
+		s.Fatalf("image present, pull never: %v", err)
+	}
+	if err := s.b.EnsureImage(s.ctx, "ganger-conformance-missing:"+randomHex(4), ganger.PullNever); err == nil {
+		s.Fatal("image missing, pull never: no error")
+	}
+}
+
+func testEventsEnd(s *suite) {
+	ctx, cancel := context.WithCancel(context.Background())
+	evs, errc := s.b.Events(ctx, s.owner)
+	cancel()
+	timeout := time.After(wait)
+	for open := true; open; {
+		select {
+		case _, open = <-evs:
+		case <-timeout:
+			s.Fatalf("event stream still open %s after its context ended", wait)
+		}
+	}
+	select {
+	case err := <-errc:
+		s.Fatalf("a stream ended by its context reported %v; want nothing", err)
+	default:
+	}
+}
