@@ -29,8 +29,9 @@ type Container struct {
 	lease   *sched.Lease
 	born    time.Time
 
-	booted chan struct{} // closed when the create and start calls are over
-	exited chan struct{} // closed when it is known to have exited (or been removed)
+	booted chan struct{}      // closed when the create and start calls are over
+	life   context.Context    // done when it is known to have exited (or been removed)
+	end    context.CancelFunc // ends life
 
 	mu        sync.Mutex
 	id        string
@@ -68,7 +69,11 @@ func (c *Container) Addr() string {
 // Exited is closed once the container is known to have exited: its
 // daemon's event stream said so, or a listing after the stream
 // reconnected did, or it was removed.
-func (c *Container) Exited() <-chan struct{} { return c.exited }
+func (c *Container) Exited() <-chan struct{} { return c.life.Done() }
+
+// Life is a context that ends when Exited is closed: a watcher can use
+// context.AfterFunc on it and hold no goroutine.
+func (c *Container) Life() context.Context { return c.life }
 
 // Exit is how it exited, once Exited is closed.
 func (c *Container) Exit() ganger.Exit {
@@ -80,11 +85,9 @@ func (c *Container) Exit() ganger.Exit {
 func (c *Container) died(e ganger.Exit) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	select {
-	case <-c.exited:
-	default:
+	if c.life.Err() == nil {
 		c.exit = e
-		close(c.exited)
+		c.end()
 	}
 }
 
@@ -101,10 +104,8 @@ func (c *Container) Dial() (*net.TCPConn, error) {
 		}
 		w.Close()
 	}
-	select {
-	case <-c.exited:
+	if c.life.Err() != nil {
 		return nil, ganger.Fail(ganger.Died, errors.New("container exited"))
-	default:
 	}
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -214,8 +215,9 @@ func (c *Container) recheck() {
 func (f *Fleet) track(m *member, lease *sched.Lease, service, name string) *Container {
 	c := &Container{
 		f: f, m: m, ref: Ref{Daemon: m.name, Name: name}, service: service, lease: lease, born: time.Now(),
-		booted: make(chan struct{}), exited: make(chan struct{}),
+		booted: make(chan struct{}),
 	}
+	c.life, c.end = context.WithCancel(context.Background())
 	f.mu.Lock()
 	f.owned[c.ref] = c
 	f.mu.Unlock()

@@ -197,7 +197,7 @@ func (c *Container) ready(ctx context.Context, r Request) error {
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
-		case <-c.exited:
+		case <-c.Exited():
 			t.Stop()
 			return ganger.Fail(ganger.Exited, &ExitError{Exit: c.Exit(), Logs: c.lastOutput()})
 		case <-ctx.Done():

@@ -111,19 +111,11 @@ func (ss *session) run() {
 	// The session ends with its connection, or when its container is
 	// reported dead (say, once its daemon answers again after a restart);
 	// never because its daemon is slow to answer pings.
-	go ss.watchExit(ctx, c, cancel)
+	unwatch := context.AfterFunc(c.Life(), func() { cancel(errDied) })
 	buf, halfClosed := early.handOver()
 	ss.proxy(ctx, upstream, buf, halfClosed)
+	unwatch()
 	s.supply.put(c, ss.outcome.Reusable(), ss.log)
-}
-
-// watchExit ends the session if its container exits first.
-func (ss *session) watchExit(ctx context.Context, c *container, end context.CancelCauseFunc) {
-	select {
-	case <-c.Exited():
-		end(errDied)
-	case <-ctx.Done():
-	}
 }
 
 // proxy delivers what the client sent early, then pipes both ways.

@@ -64,13 +64,13 @@ func (s *Service) launch(gone context.Context, cf *conf, id string, log *slog.Lo
 	return &container{Container: fc, conf: cf}, nil
 }
 
-// watch calls exited once if c exits before ctx ends.
+// watch calls exited once, in its own goroutine, if c exits before ctx
+// ends. It holds no goroutine while it waits.
 func watch(ctx context.Context, c *container, exited func()) {
-	go func() {
-		select {
-		case <-c.Exited():
+	stop := context.AfterFunc(c.Life(), func() {
+		if ctx.Err() == nil {
 			exited()
-		case <-ctx.Done():
 		}
-	}()
+	})
+	context.AfterFunc(ctx, func() { stop() })
 }
