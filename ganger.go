@@ -117,6 +117,18 @@ type Engine struct {
 	ID         string // the engine's own id: two URLs to one daemon share it
 	APIVersion string // negotiated
 	Name       string // the host's name, as the engine reports it
+	RootDir    string // its data root
+}
+
+// Identity tells engines apart: two URLs to one daemon give the same.
+// The id alone does not do: an older engine derives it from a key file
+// that hosts cloned from one image, and daemons sharing a host, may share;
+// its host name and data root then still differ.
+func (e Engine) Identity() string {
+	if e.ID == "" {
+		return ""
+	}
+	return e.ID + "|" + e.Name + "|" + e.RootDir
 }
 
 // Outcome is how a session ended. It is set where the failure happens:

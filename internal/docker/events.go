@@ -69,5 +69,5 @@ func (d *Daemon) Engine(ctx context.Context) (ganger.Engine, error) {
 	if err != nil {
 		return ganger.Engine{}, fmt.Errorf("info of daemon %s: %w", d.name, err)
 	}
-	return ganger.Engine{ID: res.Info.ID, APIVersion: v, Name: res.Info.Name}, nil
+	return ganger.Engine{ID: res.Info.ID, APIVersion: v, Name: res.Info.Name, RootDir: res.Info.DockerRootDir}, nil
 }

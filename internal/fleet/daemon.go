@@ -51,7 +51,7 @@ func (m *member) join(ctx context.Context, when string) (map[string]error, error
 	if err != nil {
 		return nil, err
 	}
-	if other := f.sameEngine(m, e.ID); other != "" {
+	if other := f.sameEngine(m, e.Identity()); other != "" {
 		return nil, fmt.Errorf("daemons %s and %s are one engine (id %s): %w; list it once", other, m.name, e.ID, errSameEngine)
 	}
 	m.mu.Lock()
@@ -77,13 +77,14 @@ func (m *member) join(ctx context.Context, when string) (map[string]error, error
 	return ierrs, nil
 }
 
-// sameEngine returns the name of another daemon that is engine id, if any.
-func (f *Fleet) sameEngine(m *member, id string) string {
-	if id == "" {
+// sameEngine returns the name of another daemon whose engine has the
+// identity given, if any.
+func (f *Fleet) sameEngine(m *member, identity string) string {
+	if identity == "" {
 		return ""
 	}
 	for _, o := range f.memberList() {
-		if o != m && o.engineInfo().ID == id {
+		if o != m && o.engineInfo().Identity() == identity {
 			return o.name
 		}
 	}

@@ -29,15 +29,21 @@ type harness struct {
 }
 
 // opts adjust a node. By default it has one daemon, the local one, with
-// room for 100 containers: other packages' tests run alongside with nodes
-// of their own there, and they count against that room. A test that puts
-// a cap on a daemon, or asserts where containers go, places on the
-// package's extra daemons instead (see onExtras).
+// room for localRoom containers. A test that puts a cap on a daemon, or
+// asserts where containers go, places on the package's extra daemons
+// instead (see onExtras).
 type opts struct {
 	daemonHost string // if set, replaces the local daemon's address
 	top        string // extra top-level YAML
 	daemons    string // the daemons list's YAML, replacing the local daemon
 }
+
+// localRoom is the local daemon's max_containers. Other packages' tests
+// run alongside with nodes of their own there (a storm test holds up to a
+// hundred containers), and Ganger counts them against that room, as seen
+// at start-up and each reconcile: with the default of 100 a node could
+// start with no room at all.
+const localRoom = 100000
 
 func start(t *testing.T, services string, o ...opts) *harness {
 	t.Helper()
@@ -52,7 +58,7 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	if len(o) > 0 {
 		top = o[0].top
 	}
-	daemons := fmt.Sprintf("  - {name: local, host: %q, max_containers: 100}\n", host)
+	daemons := fmt.Sprintf("  - {name: local, host: %q, max_containers: %d}\n", host, localRoom)
 	if len(o) > 0 && o[0].daemons != "" {
 		daemons = o[0].daemons
 	}
@@ -77,6 +83,9 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	h.served = make(chan error, 1)
 	go func() { h.served <- h.srv.Serve(sctx, context.Background()) }()
 	t.Cleanup(h.shutdown)
+	// Serve starts in the background; a reload before it has begun is
+	// refused ("not serving").
+	dockertest.Eventually(t, 30*time.Second, "the node does not serve", h.srv.Ready)
 	return h
 }
 
