@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -95,6 +96,8 @@ func TestErrors(t *testing.T) {
 		{"bad daemon host", "daemons:\n  - {name: a, host: http://x}\n" + svc(""), `t.yaml:2: daemons[0].host: want unix:///path or tcp://host:port`},
 		{"duplicate daemon", "daemons:\n  - {name: a, host: unix:///x}\n  - {name: a, host: unix:///y}\n" + svc(""), `t.yaml:3: daemons[1].name: daemon "a" is already defined`},
 		{"tls file missing", "daemons:\n  - name: a\n    host: tcp://h:2376\n    tls: {ca: /nope/ca.pem, cert: /nope/c.pem, key: /nope/k.pem}\n" + svc(""), `t.yaml:4: daemons[0].tls.ca: cannot read /nope/ca.pem`},
+		{"no starts", "daemons:\n  - {name: a, host: unix:///x, max_starts: 0}\n" + svc(""), `t.yaml:2: daemons[0].max_starts: want at least 1, got 0`},
+		{"negative connections", "limits: {max_connections: -1}\n" + svc(""), `t.yaml:1: limits.max_connections: want 0 (derived from the open-file limit) or more`},
 		{"bad placement", svc("    placement: random\n"), `t.yaml:6: services[0].placement: want spread or binpack, got "random"`},
 		{"bad pull", svc("    pull: sometimes\n"), `t.yaml:6: services[0].pull: want missing, always or never`},
 		{"proxy protocol without trusted", svc("    proxy_protocol: true\n"), `services[0].trusted_proxies: missing: proxy_protocol needs`},
@@ -176,4 +179,21 @@ func TestExampleWritesEveryKey(t *testing.T) {
 		}
 	}
 	want(reflect.TypeFor[Config](), "")
+}
+
+func TestServiceChangesNamesEachKey(t *testing.T) {
+	a := DefaultService()
+	a.Name, a.Image, a.Cmd, a.Env = "echo", "img:1", []string{"-x"}, map[string]string{"A": "1"}
+	b := a
+	b.Cmd = []string{"-y"}
+	b.Env = map[string]string{"A": "2"}
+	b.Limits.CapAdd = []string{"NET_ADMIN"}
+	b.Queue.Timeout = Duration(time.Second)
+	got := strings.Join(ServiceChanges(a, b), ",")
+	if want := "cmd,env,queue,limits"; got != want {
+		t.Fatalf("got %q; want %q", got, want)
+	}
+	if c := ServiceChanges(a, a); len(c) != 0 {
+		t.Fatalf("a service against itself: %v", c)
+	}
 }

@@ -8,12 +8,8 @@ import (
 // ServiceChanges names the keys whose values differ between two
 // configurations of a service, in the order the keys are documented.
 func ServiceChanges(a, b Service) []string {
-	var out []string
-	add := func(key string, same bool) {
-		if !same {
-			out = append(out, key)
-		}
-	}
+	var c changes
+	add := c.add
 	add("listen", a.Listen == b.Listen)
 	add("image", a.Image == b.Image)
 	add("pull", a.Pull == b.Pull)
@@ -37,7 +33,16 @@ func ServiceChanges(a, b Service) []string {
 	add("ready", a.Ready == b.Ready)
 	add("timeouts", a.Timeouts == b.Timeouts)
 	add("limits", limitsEqual(a.Limits, b.Limits))
-	return out
+	return c
+}
+
+// changes collects the keys whose values differ.
+type changes []string
+
+func (c *changes) add(key string, same bool) {
+	if !same {
+		*c = append(*c, key)
+	}
 }
 
 func limitsEqual(a, b Limits) bool {
@@ -49,12 +54,8 @@ func limitsEqual(a, b Limits) bool {
 // configurations and that a reload does not apply (everything but
 // services and log).
 func RestartChanges(a, b *Config) []string {
-	var out []string
-	add := func(key string, same bool) {
-		if !same {
-			out = append(out, key)
-		}
-	}
+	var c changes
+	add := c.add
 	add("node", a.Node == b.Node)
 	add("reconcile", a.Reconcile == b.Reconcile)
 	add("api", a.API == b.API)
@@ -62,7 +63,7 @@ func RestartChanges(a, b *Config) []string {
 	add("health", a.Health == b.Health)
 	add("registries", slices.Equal(a.Registries, b.Registries))
 	add("daemons", slices.EqualFunc(a.Daemons, b.Daemons, daemonEqual))
-	return out
+	return c
 }
 
 func daemonEqual(a, b Daemon) bool {
