@@ -110,7 +110,7 @@ type Daemon struct {
 	MaxContainers int `yaml:"max_containers"`
 	// MaxStarts caps the container creates and starts in flight on this
 	// daemon at once; the rest wait their turn in order, and a client that
-	// leaves before its turn costs no Docker call. Default 4.
+	// leaves before its turn costs no Docker call. Default 8.
 	MaxStarts int `yaml:"max_starts"`
 
 	decodeErr error
@@ -271,7 +271,7 @@ const (
 	DefaultListenHost    = "127.0.0.1"
 	DefaultNetwork       = "bridge"
 	DefaultMaxContainers = 100
-	DefaultMaxStarts     = 4
+	DefaultMaxStarts     = 8
 	DefaultReadyTimeout  = 30 * time.Second
 	DefaultReadyBackoff  = 5 * time.Millisecond
 	DefaultBackoffMax    = 200 * time.Millisecond

@@ -41,7 +41,7 @@ type Daemon struct {
 	Name          string
 	Backend       Backend
 	MaxContainers int // this node's containers there (plus other nodes')
-	MaxStarts     int // creates and starts in flight; if zero, 4
+	MaxStarts     int // creates and starts in flight; if zero, 8
 }
 
 // Image is one service's image, to be present on every daemon that runs
@@ -120,7 +120,7 @@ func (f *Fleet) Sched() *sched.Scheduler { return f.sched }
 // (its health loop joins it), else at Start.
 func (f *Fleet) Add(d Daemon) error {
 	if d.MaxStarts <= 0 {
-		d.MaxStarts = 4
+		d.MaxStarts = 8
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
