@@ -199,15 +199,26 @@ func stormTest(t *testing.T, service string) {
 	addr, api := p.ready()
 	pid := p.pid()
 
-	for i := range 3 { // warm-up
-		s := dialSession(t, addr, "")
-		if err := s.echo(fmt.Sprintf("warm-up %d", i), 60*time.Second); err != nil {
-			t.Fatalf("warm-up session %d: %v", i, err)
-		}
-		s.c.Close()
+	// Warm-up: the storm's kinds of client at a small scale, so that the
+	// baseline is a process that has run every path the storm takes.
+	var warm sync.WaitGroup
+	for i := range 10 {
+		warm.Go(func() {
+			s := dialSession(t, addr, "")
+			if err := s.echo(fmt.Sprintf("warm-up %d", i), 60*time.Second); err != nil {
+				t.Errorf("warm-up session %d: %v", i, err)
+			}
+			s.c.Close()
+		})
+		warm.Go(func() { stormClient(addr, 0, false) })
+		warm.Go(func() { stormClient(addr, time.Duration(i)*50*time.Millisecond, true) })
+	}
+	warm.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	if n, left, _ := waitNoContainers(t, d, node, 30*time.Second); n != 0 {
-		t.Errorf("the 3 warm-up sessions' containers not all removed within 30s: %d left: %s", n, left)
+		t.Errorf("the warm-up sessions' containers not all removed within 30s: %d left: %s", n, left)
 	}
 	time.Sleep(time.Second) // let the last removal's connections settle
 	fd0, err := fdCount(pid)
@@ -311,4 +322,17 @@ func TestStormServesWellBehavedClients(t *testing.T) {
 
 func TestStormWithCapAndQueue(t *testing.T) {
 	stormTest(t, "    max_containers: 5\n    queue: {max: 1000, timeout: 60s}\n")
+}
+
+// stormClient connects and, after wait, closes (with reset, an RST).
+func stormClient(addr string, wait time.Duration, reset bool) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return
+	}
+	time.Sleep(wait)
+	if reset {
+		c.(*net.TCPConn).SetLinger(0)
+	}
+	c.Close()
 }
