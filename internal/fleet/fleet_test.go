@@ -382,3 +382,42 @@ func TestRemoveBeforeStart(t *testing.T) {
 		t.Fatalf("remove: %v; daemons left %v", err, f.Daemons())
 	}
 }
+
+// Daemons come and go while the fleet runs: one added after Start joins
+// (its health loop finds it answering) and takes containers; one removed
+// takes no more, and its name is free again.
+func TestDaemonsAddedAndRemovedAtRunTime(t *testing.T) {
+	d0, d1 := fleettest.New(t, "img"), fleettest.New(t, "img")
+	f, err := newFleet(t, fleet.Options{Health: fleet.Health{Interval: 20 * time.Millisecond}}, 0, d0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Drain("d0", true) // nothing more goes to d0
+	if err := f.Add(fleet.Daemon{Name: "d1", Backend: d1, MaxContainers: 10}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "d1 never joined", func() bool {
+		ds := f.Daemons()
+		return len(ds) == 2 && ds[1].Name == "d1" && ds[1].Up
+	})
+	c, err := f.Launch(context.Background(), request("svc"))
+	if err != nil || c.Daemon() != "d1" {
+		t.Fatalf("launch after adding d1: %v on %v; want d1", err, c)
+	}
+	c.Destroy()
+	waitRemovals(t, f)
+	if err := f.Remove("d1"); err != nil {
+		t.Fatal(err)
+	}
+	if ds := f.Daemons(); len(ds) != 1 || ds[0].Name != "d0" {
+		t.Fatalf("daemons after removing d1: %+v", ds)
+	}
+	r := request("svc")
+	r.QueueTimeout = 50 * time.Millisecond
+	if _, err := f.Launch(context.Background(), r); ganger.OutcomeOf(err, "") != ganger.QueueTimeout {
+		t.Fatalf("launch with d0 drained and d1 removed: %v; want a queue timeout", err)
+	}
+	if err := f.Add(fleet.Daemon{Name: "d1", Backend: fleettest.New(t, "img"), MaxContainers: 10}); err != nil {
+		t.Fatalf("adding d1 again: %v", err)
+	}
+}
