@@ -70,6 +70,7 @@ type Fleet struct {
 	members map[string]*member
 	order   []string // names, in the order added
 	owned   map[Ref]*Container
+	retired []*member // removed; their backends close with the fleet
 	images  []Image
 	running bool // Start has run: new daemons get loops at once
 }
@@ -137,9 +138,10 @@ func (f *Fleet) Add(d Daemon) error {
 	return nil
 }
 
-// Remove takes a daemon out: nothing new is placed there, its loops stop
-// and its backend is closed. Containers still there are this node's
-// orphans; sessions on them end as their connections do.
+// Remove takes a daemon out: nothing new is placed there and its loops
+// stop. Containers still there stay owned: their sessions go on and end as
+// their connections do, and each is removed as usual when its holder lets
+// go of it; the backend is closed when the fleet is.
 func (f *Fleet) Remove(name string) error {
 	f.mu.Lock()
 	m := f.members[name]
@@ -156,7 +158,9 @@ func (f *Fleet) Remove(name string) error {
 	if stop != nil {
 		stop()
 	}
-	m.b.Close()
+	f.mu.Lock()
+	f.retired = append(f.retired, m)
+	f.mu.Unlock()
 	f.log.Info("daemon removed", "daemon", name)
 	return nil
 }
@@ -173,6 +177,11 @@ func (f *Fleet) member(name string) *member {
 func (f *Fleet) memberList() []*member {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.memberListLocked()
+}
+
+// memberListLocked is memberList for a caller that holds f.mu.
+func (f *Fleet) memberListLocked() []*member {
 	out := make([]*member, 0, len(f.order))
 	for _, n := range f.order {
 		out = append(out, f.members[n])
@@ -389,7 +398,10 @@ func (f *Fleet) Close(ctx context.Context) {
 			f.log.Error("final sweep failed", "daemon", m.name, "err", err)
 		}
 	}
-	for _, m := range f.memberList() {
+	f.mu.Lock()
+	all := append(f.retired, f.memberListLocked()...)
+	f.mu.Unlock()
+	for _, m := range all {
 		m.b.Close()
 	}
 }
