@@ -235,7 +235,18 @@ func (f *Fleet) untrack(c *Container) {
 // ExitError is a container that exited before it was ready.
 type ExitError struct {
 	Exit ganger.Exit
-	Logs string // its last lines of output
+
+	once   sync.Once
+	output func() string
+	logs   string
+}
+
+// Output returns the container's last lines of output. It asks the daemon
+// on first use, not when the error is made: the client is told of the
+// failure at once, and the log line that reports it waits for the daemon.
+func (e *ExitError) Output() string {
+	e.once.Do(func() { e.logs = e.output() })
+	return e.logs
 }
 
 func (e *ExitError) Error() string {

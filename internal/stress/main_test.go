@@ -7,8 +7,10 @@
 //
 //	go test -race -count=1 -v -timeout 20m ./internal/stress/
 //
-// They need the local engine and the demo image (make image); test 6 also
-// starts extra dockerd number 5 (/tmp/gd5).
+// They need the local engine and the demo image (make image); the storms
+// run on extra dockerd number 6 (/tmp/gd6), which nothing else uses, so
+// they do not slow the other packages' tests on the local daemon; the
+// stalled-daemon test starts number 5 (/tmp/gd5).
 package stress
 
 import (
@@ -16,11 +18,33 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"github.com/ganger-dev/ganger/internal/docker"
+	"github.com/ganger-dev/ganger/internal/dockertest"
 )
 
 // binary is the ganger binary TestMain builds.
 var binary string
+
+// stormd is the extra daemon the storms run on, started by the first.
+var stormd struct {
+	once sync.Once
+	e    *dockertest.Extra
+	err  error
+}
+
+// stormDaemon returns the storms' daemon and the daemons YAML naming it.
+func stormDaemon(t *testing.T) (*docker.Daemon, string) {
+	t.Helper()
+	dockertest.Daemon(t) // the local engine answers, with the image
+	stormd.once.Do(func() { stormd.e, stormd.err = dockertest.StartExtra(6, false) })
+	if stormd.err != nil {
+		t.Fatalf("storm daemon: %v", stormd.err)
+	}
+	return dockertest.DaemonAt(t, stormd.e.Host), fmt.Sprintf("daemons:\n  - {name: storm, host: %q}\n", stormd.e.Host)
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ganger-stress")
@@ -34,6 +58,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if stormd.e != nil {
+		stormd.e.Stop()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -193,9 +193,9 @@ func storm(addr string, seed uint64) stormStats {
 // service (extra YAML) and checks that the well-behaved clients are
 // served, and that no container, descriptor or memory is left over.
 func stormTest(t *testing.T, service string) {
-	d := dockertest.Daemon(t)
+	d, daemons := stormDaemon(t)
 	node := dockertest.Node(t, d)
-	p := startProc(t, writeConfig(t, baseConfig(node, "", service)), 0)
+	p := startProc(t, writeConfig(t, baseConfig(node, daemons, service)), 0)
 	addr, api := p.ready()
 	pid := p.pid()
 
