@@ -5,7 +5,7 @@ IMAGE    ?= ganger-echo:latest
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build image docker demo test test-deps test-unit bench vet clean
+.PHONY: all build image docker demo test test-deps test-unit bench fuzz vet clean
 
 all: build
 
@@ -44,6 +44,10 @@ bench: image test-deps
 	$(GO) test -count=1 -run '^$$' -bench 'Burst20' -benchtime 5x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'PoolTTFB' -benchtime 100x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'SharedMemory' -benchtime 1x ./bench/
+
+## fuzz: fuzz the config parser for FUZZTIME (default 60s); what it finds lands in internal/config/testdata/fuzz
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(or $(FUZZTIME),60s) ./internal/config/
 
 vet:
 	$(GO) vet ./...

@@ -54,6 +54,40 @@ const (
 	DialContainer DialMode = "container" // the container's own IP
 )
 
+// IsolatedNetwork is the name of the network Ganger makes for one node's
+// containers on every daemon that runs them: a bridge with inter-container
+// traffic off, so a container reaches nothing of other sessions; with
+// egress false, an internal one that has no route out of the host either.
+// Each node has its own: nodes sharing a daemon never remove a network
+// another is using.
+func IsolatedNetwork(node string, egress bool) string {
+	if egress {
+		return "ganger-" + node
+	}
+	return "ganger-" + node + "-noegress"
+}
+
+// IsolatedNetworks are the specs of a node's two isolated networks.
+func IsolatedNetworks(node string) []NetworkSpec {
+	l := map[string]string{LabelManaged: "true", LabelOwner: node}
+	return []NetworkSpec{
+		{Name: IsolatedNetwork(node, true), Labels: l},
+		{Name: IsolatedNetwork(node, false), Internal: true, Labels: l},
+	}
+}
+
+// NetworkSpec is a network to create on a daemon.
+type NetworkSpec struct {
+	Name     string
+	Internal bool   // no route out of the host
+	ICC      bool   // containers on it may reach each other
+	Bridge   string // the host's interface name, if set; unique per host (daemons sharing a host would share it)
+	Labels   map[string]string
+}
+
+// ErrNetworkInUse means a network still has containers on it.
+var ErrNetworkInUse = errors.New("network in use")
+
 // Spec is everything a backend needs to create one container.
 type Spec struct {
 	Name       string // container name; unique per daemon
@@ -63,7 +97,7 @@ type Spec struct {
 	Entrypoint []string
 	Env        []string // KEY=value
 	User       string
-	Network    string
+	Network    string // a Docker network name: NetIsolated, "bridge", ...
 	Labels     map[string]string
 	Limits     Limits
 }
@@ -78,6 +112,10 @@ type Limits struct {
 	Tmpfs           map[string]string
 	CapAdd          []string
 	NoNewPrivileges bool
+	NoFile          int64 // open files (soft and hard); 0: the daemon's default
+	LogMaxSize      int64 // bytes of json-file log before rotation; 0: no cap
+	LogMaxFiles     int   // rotated log files kept
+	Disk            int64 // bytes the writable layer may hold, where the daemon can cap it; 0: no cap
 }
 
 // Exit is how a container ended.
@@ -154,6 +192,7 @@ const (
 	Exited       Outcome = "exited" // the container exited before it was ready
 	Died         Outcome = "container_died"
 	NotReady     Outcome = "not_ready"
+	Silent       Outcome = "silent"   // the client sent nothing within timeouts.first_byte
 	NoFiles      Outcome = "no_files" // Ganger is out of file descriptors
 	Killed       Outcome = "killed"   // an operator ended it
 	Shutdown     Outcome = "shutdown" // Ganger stopped before the session was proxying
@@ -184,7 +223,7 @@ func (o Outcome) Refused() bool {
 
 // Quiet reports whether an ending, though not a success, is the client's
 // doing and not worth a warning.
-func (o Outcome) Quiet() bool { return o == ClientGone || o == Reset || o.Success() }
+func (o Outcome) Quiet() bool { return o == ClientGone || o == Reset || o == Silent || o.Success() }
 
 // Failure is an error that says how the session it ends ended.
 type Failure struct {

@@ -22,13 +22,14 @@ import (
 )
 
 // node runs an in-process Ganger with one echo service; cmd is its YAML.
-// daemons, if given, is the YAML of its daemons list.
+// daemons, if given, is the YAML of its daemons list; the service then
+// runs on each daemon's default bridge (extra daemons on one host must not
+// make networks of their own: see dockertest.Extra).
 func node(b *testing.B, cmd string, daemons ...string) (addr string, nodeID string, d *docker.Daemon) {
-	ds := ""
 	if len(daemons) > 0 {
-		ds = "daemons:\n" + daemons[0]
+		return nodeWith(b, "daemons:\n"+daemons[0], "cmd: "+cmd+", network: bridge", io.Discard)
 	}
-	return nodeWith(b, ds, "cmd: "+cmd, io.Discard)
+	return nodeWith(b, "", "cmd: "+cmd, io.Discard)
 }
 
 // nodeWith runs an in-process Ganger: top is top-level YAML, svc the echo

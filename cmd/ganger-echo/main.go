@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +26,7 @@ func main() {
 	delay := flag.Duration("delay", 0, "wait this long before listening (a slow-starting service)")
 	exitAfter := flag.Duration("exit-after", 0, "exit this long after start, listening or not (0: never)")
 	exitCode := flag.Int("exit-code", 3, "exit code used by -exit-after")
+	commands := flag.Bool("commands", false, "answer the lines \"ip\" (the container's addresses), \"route\" (whether it has a default route) and \"dial HOST:PORT\" (connected, or failed: why) instead of echoing them: a stand-in for a player's shell in isolation tests")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetOutput(os.Stdout)
@@ -52,6 +54,10 @@ func main() {
 		if err != nil {
 			log.Fatalf("accept: %v", err)
 		}
+		if *commands {
+			go serveCommands(c, line)
+			continue
+		}
 		go serve(c.(*net.TCPConn), line, *closeFirst)
 	}
 }
@@ -73,4 +79,60 @@ func serve(c *net.TCPConn, banner string, closeFirst bool) {
 		return
 	}
 	c.CloseWrite()
+}
+
+// serveCommands answers "ip" and "dial HOST:PORT" lines; other lines are
+// echoed.
+func serveCommands(c net.Conn, banner string) {
+	defer c.Close()
+	if banner != "" {
+		fmt.Fprintln(c, banner)
+	}
+	sc := bufio.NewScanner(c)
+	for sc.Scan() {
+		cmd, arg, _ := strings.Cut(strings.TrimSpace(sc.Text()), " ")
+		switch cmd {
+		case "ip":
+			fmt.Fprintln(c, strings.Join(addrs(), " "))
+		case "route":
+			fmt.Fprintln(c, defaultRoute())
+		case "dial":
+			d, err := net.DialTimeout("tcp", arg, 2*time.Second)
+			if err != nil {
+				fmt.Fprintln(c, "failed:", err)
+				continue
+			}
+			d.Close()
+			fmt.Fprintln(c, "connected")
+		default:
+			fmt.Fprintln(c, sc.Text())
+		}
+	}
+}
+
+// addrs returns the container's IPv4 addresses but loopback.
+func addrs() []string {
+	var out []string
+	as, _ := net.InterfaceAddrs()
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			out = append(out, n.IP.String())
+		}
+	}
+	return out
+}
+
+// defaultRoute says whether the kernel has a default IPv4 route, from
+// /proc/net/route: "default" or "no default route". Nothing is sent.
+func defaultRoute() string {
+	b, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == "00000000" {
+			return "default"
+		}
+	}
+	return "no default route"
 }

@@ -25,22 +25,27 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
-const token = "t0ken"
+const (
+	token     = "full-token-for-tests"
+	readToken = "read-token-for-tests"
+)
 
-// apiNode runs the binary with the API on a free port and a token, an echo
-// service and a capped one (one container, no queue) for refusals.
+// apiNode runs the binary with the API on a free port, a token and a read
+// token, an echo service and a capped one (one container, no queue) for
+// refusals.
 func apiNode(t *testing.T) (p *proc, api, echo, capped string) {
 	d := dockertest.Daemon(t)
 	node := dockertest.Node(t, d)
 	dir := t.TempDir()
-	path, tokenFile := filepath.Join(dir, "ganger.yaml"), filepath.Join(dir, "token")
+	path, tokenFile, readFile := filepath.Join(dir, "ganger.yaml"), filepath.Join(dir, "token"), filepath.Join(dir, "read-token")
 	os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)
+	os.WriteFile(readFile, []byte(readToken+"\n"), 0o600)
 	y := fmt.Sprintf(`node: %s
-api: {listen: 127.0.0.1:0, token_file: %s}
+api: {listen: 127.0.0.1:0, token_file: %s, read_token_file: %s}
 services:
-  - {name: echo, listen: 127.0.0.1:0, image: %[3]s, port: 7777, cmd: [-banner, hi], timeouts: {drain: 1s}}
-  - {name: capped, listen: 127.0.0.1:0, image: %[3]s, port: 7777, cmd: [-banner, hi], max_containers: 1, queue: {max: 0}, timeouts: {drain: 1s}}
-`, node, tokenFile, dockertest.Image)
+  - {name: echo, listen: 127.0.0.1:0, image: %[4]s, port: 7777, cmd: [-banner, hi], timeouts: {drain: 1s}}
+  - {name: capped, listen: 127.0.0.1:0, image: %[4]s, port: 7777, cmd: [-banner, hi], max_containers: 1, queue: {max: 0}, timeouts: {drain: 1s}}
+`, node, tokenFile, readFile, dockertest.Image)
 	os.WriteFile(path, []byte(y), 0o644)
 	p = startProc(t, path)
 	echo = p.addr()
@@ -64,13 +69,26 @@ func ctlRun(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// get makes a GET with the read token, as a monitoring probe would.
+func get(url string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+readToken)
+	return http.DefaultClient.Do(req)
+}
+
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
 	}
@@ -87,15 +105,29 @@ func TestAPIAndCtl(t *testing.T) {
 		t.Fatalf("live sessions %+v; want the one open", s.Live)
 	}
 	id := s.Live[0].ID
-	if out, err := ctlRun(t, "--api", api, "sessions"); err != nil || !strings.Contains(out, id) || !strings.Contains(out, "live") {
+	if out, err := ctlRun(t, "--api", api, "status"); err == nil || !strings.Contains(out, "401") || !strings.Contains(out, "--token") {
+		t.Fatalf("ctl status without a token: %v\n%s; want a refusal that says how to give the token", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", readToken, "sessions"); err != nil || !strings.Contains(out, id) || !strings.Contains(out, "live") {
 		t.Fatalf("ctl sessions: %v\n%s", err, out)
 	}
-	if out, err := ctlRun(t, "--api", api, "status"); err != nil || !regexp.MustCompile(`(?m)^echo\s`).MatchString(out) || !regexp.MustCompile(`(?m)^local\s+up\s`).MatchString(out) {
+	if out, err := ctlRun(t, "--api", api, "--token", readToken, "status"); err != nil || !regexp.MustCompile(`(?m)^echo\s`).MatchString(out) || !regexp.MustCompile(`(?m)^local\s+up\s`).MatchString(out) {
 		t.Fatalf("ctl status: %v\n%s", err, out)
 	}
-	if out, err := ctlRun(t, "--api", api, "--token", "wrong", "kill", id); err == nil || !strings.Contains(out, "401") {
+	for _, args := range [][]string{{"kill", id}, {"drain", "local"}, {"undrain", "local"}, {"reload"}} {
+		out, err := ctlRun(t, append([]string{"--api", api, "--token", readToken}, args...)...)
+		if err == nil || !strings.Contains(out, "403") || !strings.Contains(out, "read-only") {
+			t.Fatalf("ctl %s with the read token: %v\n%s; want 403, read-only", args[0], err, out)
+		}
+	}
+	var ds []struct{ Drained bool }
+	if getJSON(t, api+"/v1/daemons", &ds); ds[0].Drained || strings.Contains(p.logs.String(), "outcome=killed") {
+		t.Fatalf("a call refused to the read token changed something: %+v\n%s", ds, p.logs)
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", "wrong-token-for-tests", "kill", id); err == nil || !strings.Contains(out, "401") {
 		t.Fatalf("ctl kill with a wrong token: %v\n%s", err, out)
 	}
+	checkGuards(t, api)
 	if out, err := ctlRun(t, "--api", api, "--token", token, "kill", id); err != nil {
 		t.Fatalf("ctl kill: %v\n%s", err, out)
 	}
@@ -121,7 +153,7 @@ func TestAPIAndCtl(t *testing.T) {
 	if out, err := ctlRun(t, "--api", api, "--token", token, "reload"); err != nil {
 		t.Fatalf("ctl reload: %v\n%s", err, out)
 	}
-	if out, err := ctlRun(t, "--api", api, "--json", "status"); err != nil || !json.Valid([]byte(out)) {
+	if out, err := ctlRun(t, "--api", api, "--token", token, "--json", "status"); err != nil || !json.Valid([]byte(out)) {
 		t.Fatalf("ctl --json status: %v\n%s", err, out)
 	}
 
@@ -134,13 +166,55 @@ func TestAPIAndCtl(t *testing.T) {
 	checkMetrics(t, api)
 }
 
+// checkGuards asks the API as a browser, a stranger and a DNS-rebinding
+// page would: reads need a token (a browser gets a login prompt, and its
+// Basic auth works), foreign Host headers are refused but for the health
+// checks, and every answer carries nosniff.
+func checkGuards(t *testing.T, api string) {
+	t.Helper()
+	for _, tt := range []struct {
+		path, host, user string
+		want             int
+	}{
+		{"/", "", "", 401},
+		{"/metrics", "", "", 401},
+		{"/", "", "viewer", 200},
+		{"/v1/services", "", "viewer", 200},
+		{"/v1/services", "rebound.example", "viewer", 421},
+		{"/healthz", "rebound.example", "", 200},
+	} {
+		req, _ := http.NewRequest("GET", api+tt.path, nil)
+		if tt.host != "" {
+			req.Host = tt.host
+		}
+		if tt.user != "" {
+			req.SetBasicAuth(tt.user, readToken)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET %s (Host %q, user %q): %s; want %d", tt.path, tt.host, tt.user, resp.Status, tt.want)
+		}
+		if resp.StatusCode == 401 && !slices.Contains(resp.Header.Values("WWW-Authenticate"), `Basic realm="ganger"`) {
+			t.Errorf("GET %s: 401 without a Basic challenge: %q", tt.path, resp.Header.Values("WWW-Authenticate"))
+		}
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("GET %s: no X-Content-Type-Options: nosniff", tt.path)
+		}
+	}
+}
+
 // checkMetrics compares the ganger_ metric families and their label names
 // with testdata/metrics.golden (go test -update rewrites it).
 func checkMetrics(t *testing.T, api string) {
 	t.Helper()
 	var got []string
 	dockertest.Eventually(t, 30*time.Second, "refusal not counted", func() bool {
-		resp, err := http.Get(api + "/metrics")
+		resp, err := get(api + "/metrics")
 		if err != nil {
 			return false
 		}
@@ -230,8 +304,16 @@ func TestStatusPageInChromium(t *testing.T) {
 	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	sel := chromedp.CSS(fmt.Sprintf(`tr[data-session="%s"]`, s.Live[0].ID))
-	if err := chromedp.Do(ctx, chromedp.Navigate(api+"/"), chromedp.WaitVisible(sel)); err != nil {
+	// The read token as the password the browser's login prompt asks for
+	// (the API answers 401 with a Basic challenge; the browser retries).
+	page := strings.Replace(api, "http://", "http://viewer:"+readToken+"@", 1) + "/"
+	if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitVisible(sel)); err != nil {
 		t.Fatal(err)
+	}
+	// The page's CSP lets its inline style in by hash: the style applies.
+	bg, err := chromedp.Run(ctx, chromedp.Evaluate[string](`getComputedStyle(document.querySelector("th")).backgroundColor`))
+	if err != nil || bg != "rgb(246, 248, 250)" {
+		t.Fatalf("table header background %q, %v; want the page's style, rgb(246, 248, 250)", bg, err)
 	}
 	row, err := chromedp.Run(ctx, chromedp.Text(sel))
 	if err != nil {

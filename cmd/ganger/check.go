@@ -25,7 +25,10 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (node %s, %d daemon(s), %d service(s))\n", path, cfg.Node, len(cfg.Daemons), len(cfg.Services))
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: ok (node %s, %d daemon(s), %d service(s), %d warning(s))\n", path, cfg.Node, len(cfg.Daemons), len(cfg.Services), len(cfg.Warnings()))
 	return nil
 }
 

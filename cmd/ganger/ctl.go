@@ -22,14 +22,16 @@ commands:
   drain DAEMON    no new containers on DAEMON; live ones finish
   undrain DAEMON  use DAEMON again
   reload          re-read the config file
-The token may also come from GANGER_TOKEN.`
+Reads (status, sessions) need api.read_token or api.token unless the API
+has public_read; kill, drain, undrain and reload need api.token. The token
+may also come from GANGER_TOKEN.`
 
 // ctl talks to a running ganger's API.
 func ctl(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("api", "http://127.0.0.1:5480", "the API's base URL")
-	token := fs.String("token", os.Getenv("GANGER_TOKEN"), "bearer token for mutating calls")
+	token := fs.String("token", os.Getenv("GANGER_TOKEN"), "the API's token (api.token; api.read_token for reads only)")
 	asJSON := fs.Bool("json", false, "print the API's JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for an answer (a reload waits at least 11m: it may pull images)")
 	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
@@ -103,7 +105,11 @@ func (c *ctlClient) do(method, path string) ([]byte, error) {
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
 		json.Unmarshal(body, &e)
-		return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		err := fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
+			err = fmt.Errorf("%w\nthis API needs a token: give it with --token or GANGER_TOKEN", err)
+		}
+		return nil, err
 	}
 	return body, nil
 }

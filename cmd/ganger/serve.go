@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,6 +41,7 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info("ganger starting", "version", version, "node", cfg.Node, "config", path)
+	logWarnings(cfg, log)
 
 	if n, err := server.RaiseFileLimit(); err != nil {
 		log.Warn("cannot raise the open-file limit", "limit", n, "err", err)
@@ -64,7 +64,7 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 		}
 		defer os.Remove(pidFile)
 	}
-	reload := func(ctx context.Context) error { return reloadFile(ctx, srv, path) }
+	reload := func(ctx context.Context) error { return reloadFile(ctx, srv, path, log) }
 	go reloadOnHUP(stop, reload, log)
 	a, err := startAPI(cfg, srv, reload, log)
 	if err != nil {
@@ -82,38 +82,45 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 
 // startAPI serves the HTTP interface, unless api.listen is "".
 func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Context) error, log *slog.Logger) (*api.API, error) {
-	if cfg.API.Listen == "" {
+	c := cfg.API
+	if c.Listen == "" {
 		return nil, nil
 	}
-	token := cfg.API.Token
-	if cfg.API.TokenFile != "" {
-		b, err := os.ReadFile(cfg.API.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("api token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, readToken, err := c.Tokens()
+	if err != nil {
+		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.API.Listen)
+	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, ReloadTimeout: server.SetupTimeout, Token: token, Log: log.With("component", "api")}
+	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, ReloadTimeout: server.SetupTimeout,
+		Token: token, ReadToken: readToken, PublicRead: c.PublicRead, Hosts: c.Hosts, MaxConnections: c.MaxConnections,
+		Log: log.With("component", "api")}
 	go func() {
 		if err := a.Serve(ln); err != nil {
 			log.Error("api stopped", "err", err)
 		}
 	}()
-	log.Info("api listening", "addr", ln.Addr().String(), "mutating_calls", token != "")
+	reads := "token"
+	switch {
+	case c.PublicRead:
+		reads = "public"
+	case token == "" && readToken == "":
+		reads = "refused: no token configured"
+	}
+	log.Info("api listening", "addr", ln.Addr().String(), "reads", reads, "mutating_calls", token != "", "hosts", c.Hosts)
 	return a, nil
 }
 
 // reloadFile reads and validates the config file and applies it; an
 // invalid file changes nothing and its errors are returned.
-func reloadFile(ctx context.Context, srv *server.Server, path string) error {
+func reloadFile(ctx context.Context, srv *server.Server, path string, log *slog.Logger) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
 	}
+	logWarnings(cfg, log)
 	return srv.Reload(ctx, cfg)
 }
 
@@ -181,4 +188,11 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// logWarnings logs what the configuration allows but weakens.
+func logWarnings(cfg *config.Config, log *slog.Logger) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("config warning", "warning", w)
+	}
 }

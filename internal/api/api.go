@@ -5,15 +5,14 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -39,9 +38,28 @@ type API struct {
 	// ReloadTimeout bounds a reload (image pulls included); it is not cut
 	// short by the client hanging up. If zero, 10 minutes.
 	ReloadTimeout time.Duration
-	// Token authorises mutating calls (Bearer). If empty, they are refused.
+	// Token authorises every call, reads and mutations. If empty,
+	// mutating calls are refused. A token is sent as a Bearer credential,
+	// or as the password of HTTP Basic auth (any user name) so that a
+	// browser's login prompt opens the status page.
 	Token string
-	Log   *slog.Logger
+	// ReadToken authorises reads only: the status page, the JSON reads
+	// and /metrics.
+	ReadToken string
+	// PublicRead opens reads to anyone who reaches the API, no token
+	// needed. If false and neither token is set, reads are refused.
+	PublicRead bool
+	// Hosts are the Host headers the API answers besides localhost,
+	// loopback addresses and the address a request arrived on: "host"
+	// (any port) or "host:port". Others get 421, so that a DNS-rebinding
+	// page cannot read the API. /healthz and /readyz answer any Host.
+	Hosts []string
+	// MaxConnections caps the connections open at once; past it new ones
+	// wait in the kernel's accept queue, so that a flood of API clients
+	// cannot take the descriptors sessions need. If zero,
+	// DefaultMaxConnections.
+	MaxConnections int
+	Log            *slog.Logger
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -61,33 +79,45 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 // Handler routes every endpoint.
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", a.status)
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Services()) })
-	mux.HandleFunc("GET /v1/daemons", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Daemons()) })
-	mux.HandleFunc("GET /v1/sessions", a.handle(a.sessions))
+	mux.Handle("GET /{$}", a.reading(http.HandlerFunc(a.status)))
+	mux.Handle("GET /v1/services", a.reading(http.HandlerFunc(a.services)))
+	mux.Handle("GET /v1/daemons", a.reading(http.HandlerFunc(a.daemons)))
+	mux.Handle("GET /v1/sessions", a.reading(a.handle(a.sessions)))
 	mux.HandleFunc("DELETE /v1/sessions/{id}", a.mutating(a.kill))
 	mux.HandleFunc("POST /v1/daemons/{name}/drain", a.mutating(a.drain(true)))
 	mux.HandleFunc("POST /v1/daemons/{name}/undrain", a.mutating(a.drain(false)))
 	mux.HandleFunc("POST /v1/reload", a.mutating(a.reload))
-	mux.Handle("GET /metrics", a.Metrics)
+	mux.Handle("GET /metrics", a.reading(a.Metrics))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.ready)
+	hosts := newHostPolicy(a.Hosts)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r) // it sets the path's values; Handler does not
+		secure(w.Header())
+		if !exemptFromHostCheck(r.URL.Path) && !hosts.allows(r) {
+			a.refuse(w, r, &apiError{code: http.StatusMisdirectedRequest, msg: fmt.Sprintf(
+				"this API does not answer to host %q: add it to api.hosts if it is a name of this node", r.Host)})
 			return
 		}
-		// No route: the mux knows whether it is 404 or 405; say it in JSON.
-		probe := &statusOnly{header: http.Header{}, code: 200}
-		h.ServeHTTP(probe, r)
-		if allow := probe.header.Get("Allow"); allow != "" {
-			w.Header().Set("Allow", allow)
-			fail(w, probe.code, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
-			return
-		}
-		fail(w, probe.code, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		route(mux, w, r)
 	})
+}
+
+// route serves r through mux, with a JSON reason when no route matches.
+func route(mux *http.ServeMux, w http.ResponseWriter, r *http.Request) {
+	h, pattern := mux.Handler(r)
+	if pattern != "" {
+		mux.ServeHTTP(w, r) // it sets the path's values; Handler does not
+		return
+	}
+	// No route: the mux knows whether it is 404 or 405; say it in JSON.
+	probe := &statusOnly{header: http.Header{}, code: 200}
+	h.ServeHTTP(probe, r)
+	if allow := probe.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+		fail(w, probe.code, r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+allow)
+		return
+	}
+	fail(w, probe.code, "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
 
 // statusOnly records the status and headers a handler writes, not its body.
@@ -100,8 +130,8 @@ func (s *statusOnly) Header() http.Header         { return s.header }
 func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
 func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 
-// Serve serves on ln until Shutdown. Timeouts keep slow clients from
-// holding it.
+// Serve serves on ln until Shutdown, at most MaxConnections at once.
+// Timeouts keep slow clients from holding a connection.
 func (a *API) Serve(ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           a.Handler(),
@@ -118,7 +148,11 @@ func (a *API) Serve(ln net.Listener) error {
 	}
 	a.srv = srv
 	a.mu.Unlock()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	n := a.MaxConnections
+	if n <= 0 {
+		n = DefaultMaxConnections
+	}
+	if err := srv.Serve(limit(ln, n)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -153,6 +187,10 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 		a.Log.Error("status page", "err", err)
 	}
 }
+
+func (a *API) services(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Services()) }
+
+func (a *API) daemons(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Daemons()) }
 
 func (a *API) sessions(w http.ResponseWriter, r *http.Request) error {
 	live, recent := a.Node.Sessions()
@@ -228,8 +266,7 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
-// handle writes h's failure as JSON and logs it: a 5xx as an error, a 4xx
-// as a warning.
+// handle writes h's failure as JSON and logs it.
 func (a *API) handle(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		err := h(w, r)
@@ -240,26 +277,27 @@ func (a *API) handle(h handlerFunc) http.HandlerFunc {
 		if !ok {
 			ae = &apiError{code: 500, msg: "internal error", err: err}
 		}
-		level := slog.LevelWarn
-		if ae.code >= 500 {
-			level = slog.LevelError
-		}
-		a.Log.Log(r.Context(), level, "api: request failed", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", ae.code, "reason", ae.msg, "err", ae.err)
-		fail(w, ae.code, ae.msg)
+		a.refuse(w, r, ae)
 	}
 }
 
-// mutating admits a call only with the configured bearer token, and logs
-// every mutating call that succeeds (failures are logged by handle).
+// refuse writes ae as JSON and logs it: a 5xx as an error, a 4xx as a
+// warning.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, ae *apiError) {
+	level := slog.LevelWarn
+	if ae.code >= 500 {
+		level = slog.LevelError
+	}
+	a.Log.Log(r.Context(), level, "api: request failed", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", ae.code, "reason", ae.msg, "err", ae.err)
+	fail(w, ae.code, ae.msg)
+}
+
+// mutating admits a call only with the full token, and logs every
+// mutating call that succeeds (failures are logged by handle).
 func (a *API) mutating(h handlerFunc) http.HandlerFunc {
 	return a.handle(func(w http.ResponseWriter, r *http.Request) error {
-		if a.Token == "" {
-			return &apiError{code: 403, msg: "no API token is configured: mutating calls are disabled"}
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="ganger"`)
-			return &apiError{code: 401, msg: "missing or wrong bearer token"}
+		if err := a.authorise(w, r, mutate); err != nil {
+			return err
 		}
 		t0 := time.Now()
 		if err := h(w, r); err != nil {

@@ -2,13 +2,16 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -49,40 +52,130 @@ func (f *fakeNode) Drain(d string, on bool) error {
 }
 func (f *fakeNode) Ready() bool { return f.ready }
 
+const (
+	fullToken = "full-token-0123456789"
+	readToken = "read-token-0123456789"
+)
+
 func newAPI(token string) (*API, *fakeNode) {
 	n := &fakeNode{drained: map[string]bool{}, ready: true}
-	a := &API{Node: n, Metrics: http.NotFoundHandler(), Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ganger_up 1\n") })
+	a := &API{Node: n, Metrics: metrics, Token: token, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Reload: func(ctx context.Context) error { return errors.New("t.yaml:3: services[0].port: missing") }}
 	return a, n
 }
 
-func call(t *testing.T, h http.Handler, method, path, token string) (int, map[string]any, string) {
+// call makes a request with the Authorization header given ("" for none)
+// and the Host header the API answers by default.
+func call(t *testing.T, h http.Handler, method, path, auth string) (int, map[string]any, string) {
 	t.Helper()
-	req := httptest.NewRequest(method, path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
+	rec := do(h, method, path, auth, "127.0.0.1:5480")
 	var m map[string]any
 	json.Unmarshal(rec.Body.Bytes(), &m)
 	return rec.Code, m, rec.Body.String()
 }
 
+func do(h http.Handler, method, path, auth, host string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(method, path, nil)
+	req.Host = host
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func bearer(tok string) string { return "Bearer " + tok }
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
 func TestReadEndpoints(t *testing.T) {
-	a, _ := newAPI("")
+	a, _ := newAPI(fullToken)
 	h := a.Handler()
 	for _, tt := range []struct{ path, want string }{
 		{"/v1/services", `"sessions_served": 3`},
 		{"/v1/daemons", `"api_version": "1.41"`},
 		{"/v1/sessions", `"live": [`},
+		{"/metrics", `ganger_up 1`},
 		{"/healthz", `"ok"`},
 		{"/readyz", `"ready"`},
 		{"/", `<tr data-session="abc">`},
 	} {
-		code, _, body := call(t, h, "GET", tt.path, "")
+		code, _, body := call(t, h, "GET", tt.path, bearer(fullToken))
 		if code != 200 || !strings.Contains(body, tt.want) {
 			t.Errorf("GET %s: %d %s; want 200 with %s", tt.path, code, body, tt.want)
+		}
+	}
+}
+
+// Every read endpoint, with every kind of credential, with and without
+// public_read, with both tokens configured and with none.
+func TestReadsNeedAToken(t *testing.T) {
+	paths := []string{"/", "/v1/services", "/v1/daemons", "/v1/sessions", "/metrics"}
+	creds := []struct {
+		name, auth string
+		want       int // with both tokens configured and public_read false
+	}{
+		{"no token", "", 401},
+		{"read token", bearer(readToken), 200},
+		{"full token", bearer(fullToken), 200},
+		{"wrong token", bearer("wrong-token-0123456789"), 401},
+		{"lower-case scheme", "bearer " + fullToken, 200},
+		{"upper-case scheme", "BEARER " + readToken, 200},
+		{"basic auth, read token", basic("anyone", readToken), 200},
+		{"basic auth, full token", basic("", fullToken), 200},
+		{"lower-case basic", strings.Replace(basic("x", readToken), "Basic", "basic", 1), 200},
+		{"basic auth, wrong password", basic("anyone", "wrong"), 401},
+		{"token in the wrong scheme", "Token " + fullToken, 401},
+	}
+	for _, public := range []bool{false, true} {
+		for _, configured := range []bool{true, false} {
+			a, _ := newAPI("")
+			a.PublicRead = public
+			if configured {
+				a.Token, a.ReadToken = fullToken, readToken
+			}
+			h := a.Handler()
+			for _, path := range paths {
+				for _, c := range creds {
+					want := c.want
+					switch {
+					case public:
+						want = 200
+					case !configured:
+						want = 403
+					}
+					rec := do(h, "GET", path, c.auth, "127.0.0.1:5480")
+					name := fmt.Sprintf("public_read=%v tokens=%v GET %s with %s", public, configured, path, c.name)
+					if rec.Code != want {
+						t.Errorf("%s: %d %s; want %d", name, rec.Code, rec.Body, want)
+						continue
+					}
+					switch want {
+					case 401:
+						if got := rec.Header().Values("WWW-Authenticate"); !slices.Contains(got, `Basic realm="ganger"`) {
+							t.Errorf("%s: WWW-Authenticate %q; want a Basic challenge, so that a browser asks for a login", name, got)
+						}
+					case 403:
+						if !strings.Contains(rec.Body.String(), "api.public_read") || !strings.Contains(rec.Body.String(), "api.read_token") {
+							t.Errorf("%s: %s; want a reason saying how to open reads", name, rec.Body)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestHealthChecksNeedNoToken(t *testing.T) {
+	a, _ := newAPI(fullToken)
+	a.ReadToken = readToken
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _, body := call(t, a.Handler(), "GET", path, ""); code != 200 {
+			t.Errorf("GET %s without a token: %d %s; want 200", path, code, body)
 		}
 	}
 }
@@ -92,16 +185,28 @@ func TestMutatingCallsNeedTheToken(t *testing.T) {
 		{"DELETE", "/v1/sessions/abc"}, {"POST", "/v1/daemons/local/drain"}, {"POST", "/v1/daemons/local/undrain"}, {"POST", "/v1/reload"},
 	}
 	open, _ := newAPI("")
+	open.ReadToken, open.PublicRead = readToken, true
 	for _, c := range calls {
-		if code, m, _ := call(t, open.Handler(), c.method, c.path, "anything"); code != 403 || m["error"] == nil {
+		if code, m, _ := call(t, open.Handler(), c.method, c.path, bearer("anything")); code != 403 || m["error"] == nil {
 			t.Errorf("%s %s without a configured token: %d %v; want 403 with a reason", c.method, c.path, code, m)
 		}
 	}
-	a, n := newAPI("s3cret")
+	a, n := newAPI(fullToken)
+	a.ReadToken, a.PublicRead = readToken, true
 	for _, c := range calls {
-		for _, tok := range []string{"", "wrong"} {
-			if code, m, _ := call(t, a.Handler(), c.method, c.path, tok); code != 401 || m["error"] == nil {
-				t.Errorf("%s %s with token %q: %d %v; want 401", c.method, c.path, tok, code, m)
+		for _, tt := range []struct {
+			auth string
+			want int
+		}{
+			{"", 401}, {bearer("wrong"), 401}, {basic("x", "wrong"), 401},
+			{bearer(readToken), 403}, {"bearer " + readToken, 403}, {basic("x", readToken), 403},
+		} {
+			code, m, _ := call(t, a.Handler(), c.method, c.path, tt.auth)
+			if code != tt.want || m["error"] == nil {
+				t.Errorf("%s %s with %q: %d %v; want %d", c.method, c.path, tt.auth, code, m, tt.want)
+			}
+			if code == 403 && !strings.Contains(m["error"].(string), "read-only") {
+				t.Errorf("%s %s with the read token: %v; want a reason naming the read-only token", c.method, c.path, m)
 			}
 		}
 	}
@@ -110,25 +215,36 @@ func TestMutatingCallsNeedTheToken(t *testing.T) {
 	}
 }
 
+// The full token works in any scheme case and as a Basic auth password.
+func TestMutatingCallSchemes(t *testing.T) {
+	for _, auth := range []string{bearer(fullToken), "bearer " + fullToken, "BEARER " + fullToken, "bEaReR  " + fullToken, basic("me", fullToken)} {
+		a, n := newAPI(fullToken)
+		a.ReadToken = readToken
+		if code, _, body := call(t, a.Handler(), "DELETE", "/v1/sessions/abc", auth); code != 200 || len(n.killed) != 1 {
+			t.Errorf("kill with %q: %d %s; want 200", auth, code, body)
+		}
+	}
+}
+
 func TestMutatingCalls(t *testing.T) {
-	a, n := newAPI("s3cret")
+	a, n := newAPI(fullToken)
 	h := a.Handler()
-	if code, _, _ := call(t, h, "DELETE", "/v1/sessions/abc", "s3cret"); code != 200 || len(n.killed) != 1 {
+	if code, _, _ := call(t, h, "DELETE", "/v1/sessions/abc", bearer(fullToken)); code != 200 || len(n.killed) != 1 {
 		t.Fatalf("kill: %d, killed %v", code, n.killed)
 	}
-	if code, _, _ := call(t, h, "POST", "/v1/daemons/local/drain", "s3cret"); code != 200 || !n.drained["local"] {
+	if code, _, _ := call(t, h, "POST", "/v1/daemons/local/drain", bearer(fullToken)); code != 200 || !n.drained["local"] {
 		t.Fatalf("drain: %d", code)
 	}
-	if code, _, _ := call(t, h, "POST", "/v1/daemons/local/undrain", "s3cret"); code != 200 || n.drained["local"] {
+	if code, _, _ := call(t, h, "POST", "/v1/daemons/local/undrain", bearer(fullToken)); code != 200 || n.drained["local"] {
 		t.Fatalf("undrain: %d", code)
 	}
-	if code, m, _ := call(t, h, "POST", "/v1/reload", "s3cret"); code != 422 || !strings.Contains(m["error"].(string), "port: missing") {
+	if code, m, _ := call(t, h, "POST", "/v1/reload", bearer(fullToken)); code != 422 || !strings.Contains(m["error"].(string), "port: missing") {
 		t.Fatalf("failed reload: %d %v; want 422 with the config error", code, m)
 	}
 }
 
 func TestBadRequests(t *testing.T) {
-	a, n := newAPI("s3cret")
+	a, n := newAPI(fullToken)
 	h := a.Handler()
 	for _, tt := range []struct {
 		method, path string
@@ -140,7 +256,7 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/services", 405},
 		{"GET", "/v1/reload", 405},
 	} {
-		code, m, body := call(t, h, tt.method, tt.path, "s3cret")
+		code, m, body := call(t, h, tt.method, tt.path, bearer(fullToken))
 		if code != tt.want {
 			t.Errorf("%s %s: %d %s; want %d", tt.method, tt.path, code, body, tt.want)
 		}
@@ -179,7 +295,7 @@ func TestSlowClientIsCut(t *testing.T) {
 // A reload runs to its end when the client that asked for it hangs up
 // (a ctl timing out, say): an image pull it is doing is not cut short.
 func TestReloadOutlivesItsClient(t *testing.T) {
-	a, _ := newAPI("tok")
+	a, _ := newAPI(fullToken)
 	done := make(chan error, 1)
 	a.Reload = func(ctx context.Context) error {
 		select {
@@ -197,7 +313,7 @@ func TestReloadOutlivesItsClient(t *testing.T) {
 	go a.Serve(ln)
 	defer a.Shutdown(context.Background())
 	req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/v1/reload", nil)
-	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Authorization", bearer(fullToken))
 	impatient := &http.Client{Timeout: 50 * time.Millisecond}
 	if _, err := impatient.Do(req); err == nil {
 		t.Fatal("the impatient client got an answer before the reload could end")

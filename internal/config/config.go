@@ -32,17 +32,39 @@ type Config struct {
 	Registries []Registry `yaml:"registries"`
 	Daemons    []Daemon   `yaml:"daemons"`
 	Services   []Service  `yaml:"services"`
+
+	warnings Errors // filled by Parse; see Warnings
 }
 
 // API configures the HTTP interface: status page, JSON API, metrics.
 type API struct {
 	// Listen is its address; "" turns it off. Default 127.0.0.1:5480.
 	Listen string `yaml:"listen"`
-	// Token authorises mutating calls (Bearer). Without one they are
-	// refused. Or TokenFile: a file holding it.
+	// Token authorises every call, reads and mutations; without one,
+	// mutating calls are refused. Or TokenFile: a file holding it. At
+	// least 16 characters.
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
+	// ReadToken authorises reads only (status page, JSON reads, metrics).
+	// Or ReadTokenFile. At least 16 characters, and not Token.
+	ReadToken     string `yaml:"read_token"`
+	ReadTokenFile string `yaml:"read_token_file"`
+	// PublicRead opens reads to anyone who reaches the API, without a
+	// token. Default false: reads need either token, and with neither
+	// configured they are refused.
+	PublicRead bool `yaml:"public_read"`
+	// Hosts are the Host headers the API answers besides localhost,
+	// loopback addresses and the address a request arrived on: "host" (any
+	// port) or "host:port". A request under another name is refused, so
+	// that a DNS-rebinding page cannot read the API. Default none.
+	Hosts []string `yaml:"hosts"`
+	// MaxConnections caps the API connections open at once; past it new
+	// ones wait in the kernel's accept queue. Default 64.
+	MaxConnections int `yaml:"max_connections"`
 }
+
+// DefaultAPIMaxConnections is api.max_connections' default.
+const DefaultAPIMaxConnections = 64
 
 // Global caps the whole node.
 type Global struct {
@@ -139,13 +161,25 @@ type Service struct {
 	// Env is added to the container's environment.
 	Env map[string]string `yaml:"env"`
 	// User runs the container's process as this user (name or uid[:gid]).
+	// Default: the image's user, or nobody (65534:65534) if it names none.
 	User string `yaml:"user"`
-	// Network is the Docker network containers join. Default "bridge".
+	// Network is the Docker network containers join: "isolated" (default:
+	// Ganger's own bridge on each daemon, inter-container traffic off, so a
+	// container reaches nothing of other sessions), "bridge" (Docker's
+	// default bridge) or the name of a network that exists.
 	Network string `yaml:"network"`
+	// Egress is "allow" (default) or "none": on the isolated network, no
+	// route out of the host either.
+	Egress string `yaml:"egress"`
 
 	// Mode is "per-connection" (default: each session has a container to
 	// itself) or "shared" (concurrent sessions share containers).
 	Mode ganger.Mode `yaml:"mode"`
+	// Start is when a session's container is made: "connect" (default: at
+	// once, for protocols where the server speaks first) or "data" (when
+	// the client sends its first byte: a connection that says nothing costs
+	// no container; for protocols where the client speaks first).
+	Start string `yaml:"start"`
 	// Pool keeps ready containers ahead of demand (per-connection mode).
 	Pool Pool `yaml:"pool"`
 	// Reuse is how many sessions, one after another, a container serves
@@ -239,6 +273,12 @@ type Timeouts struct {
 	// Idle ends a session with no byte in either direction for this long.
 	// Default 5m; 0 disables.
 	Idle Duration `yaml:"idle"`
+	// FirstByte ends a session whose client has sent nothing this long
+	// after its container was ready (with start: data, this long after it
+	// connected, and no container is made). A silent connection thus holds
+	// a container briefly, not for the whole idle timeout. Default 30s; 0
+	// disables (for protocols where clients may only listen).
+	FirstByte Duration `yaml:"first_byte"`
 	// Session is the longest a session may last. Default 1h; 0 disables.
 	Session Duration `yaml:"session"`
 	// Drain is how long sessions may go on after shutdown begins. Default 30s.
@@ -264,18 +304,38 @@ type Limits struct {
 	// NoNewPrivileges stops the container's processes gaining privileges
 	// (setuid binaries, file capabilities). Default true.
 	NoNewPrivileges bool `yaml:"no_new_privileges"`
+	// NoFile caps the container's open files. Default 1024.
+	NoFile int64 `yaml:"nofile"`
+	// Log caps the container's log (json-file) on the daemon's disk.
+	Log LogLimits `yaml:"log"`
+	// Disk caps what the container may write to its own filesystem, where
+	// the daemon's storage driver can (overlay2 on xfs with pquota, btrfs,
+	// zfs); elsewhere Ganger warns and runs without. 0 (default): no cap.
+	Disk Size `yaml:"disk"`
+}
+
+// LogLimits cap a container's log.
+type LogLimits struct {
+	// MaxSize is the size of a log file before it is rotated. Default 1MiB.
+	MaxSize Size `yaml:"max_size"`
+	// MaxFiles is how many log files are kept. Default 2.
+	MaxFiles int `yaml:"max_files"`
 }
 
 // Default values, also written out in examples/ganger.yaml.
 const (
 	DefaultListenHost    = "127.0.0.1"
-	DefaultNetwork       = "bridge"
+	DefaultNetwork       = "isolated"
+	DefaultNoFile        = 1024
+	DefaultLogMaxSize    = 1 << 20
+	DefaultLogMaxFiles   = 2
 	DefaultMaxContainers = 100
 	DefaultMaxStarts     = 8
 	DefaultReadyTimeout  = 30 * time.Second
 	DefaultReadyBackoff  = 5 * time.Millisecond
 	DefaultBackoffMax    = 200 * time.Millisecond
 	DefaultIdle          = 5 * time.Minute
+	DefaultFirstByte     = 30 * time.Second
 	DefaultSession       = time.Hour
 	DefaultDrain         = 30 * time.Second
 	DefaultMemory        = 256 << 20

@@ -31,6 +31,8 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 func DefaultService() Service {
 	return Service{
 		Network:   DefaultNetwork,
+		Egress:    "allow",
+		Start:     "connect",
 		Mode:      ganger.PerConnection,
 		Reuse:     1,
 		Shared:    Shared{Replicas: 1, IdleStop: Duration(DefaultIdleStop)},
@@ -43,15 +45,18 @@ func DefaultService() Service {
 			BackoffMax: Duration(DefaultBackoffMax),
 		},
 		Timeouts: Timeouts{
-			Idle:    Duration(DefaultIdle),
-			Session: Duration(DefaultSession),
-			Drain:   Duration(DefaultDrain),
+			Idle:      Duration(DefaultIdle),
+			FirstByte: Duration(DefaultFirstByte),
+			Session:   Duration(DefaultSession),
+			Drain:     Duration(DefaultDrain),
 		},
 		Limits: Limits{
 			Memory:          DefaultMemory,
 			CPUs:            DefaultCPUs,
 			Pids:            DefaultPids,
 			NoNewPrivileges: true,
+			NoFile:          DefaultNoFile,
+			Log:             LogLimits{MaxSize: DefaultLogMaxSize, MaxFiles: DefaultLogMaxFiles},
 		},
 	}
 }
@@ -88,7 +93,7 @@ func DaemonFromEnv() Daemon {
 func defaultConfig() Config {
 	return Config{
 		Reconcile: Duration(DefaultReconcile),
-		API:       API{Listen: DefaultAPIListen},
+		API:       API{Listen: DefaultAPIListen, MaxConnections: DefaultAPIMaxConnections},
 		Health:    Health{Interval: Duration(DefaultHealthEvery), Timeout: Duration(DefaultHealthEvery), Failures: DefaultHealthFails},
 	}
 }

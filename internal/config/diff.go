@@ -58,7 +58,7 @@ func RestartChanges(a, b *Config) []string {
 	add := c.add
 	add("node", a.Node == b.Node)
 	add("reconcile", a.Reconcile == b.Reconcile)
-	add("api", a.API == b.API)
+	add("api", apiEqual(a.API, b.API))
 	add("limits", a.Limits == b.Limits)
 	add("health", a.Health == b.Health)
 	add("registries", slices.Equal(a.Registries, b.Registries))

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -79,6 +80,9 @@ func ParseSize(s string) (int64, error) {
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || f < 0 {
 		return 0, fmt.Errorf("invalid size %q (want e.g. 256MiB, 64m, 1GiB)", s)
+	}
+	if f*float64(mult) >= math.MaxInt64 {
+		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return int64(f * float64(mult)), nil
 }

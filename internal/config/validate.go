@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -11,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 )
@@ -39,9 +44,8 @@ func (v *validator) fail(path, format string, args ...any) {
 
 func (c *Config) validate(pos *positions) []Error {
 	v := &validator{pos: pos}
-	if strings.ContainsAny(c.Node, " \t\n") || c.Node == "" {
-		v.fail("node", "must be a non-empty word (it labels every container as ganger.owner)")
-	}
+	v.node(c.Node)
+	v.period("reconcile", c.Reconcile, minReconcile, true)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		v.fail("log.format", "want text or json, got %q", c.Log.Format)
 	}
@@ -59,32 +63,38 @@ func (c *Config) validate(pos *positions) []Error {
 	}
 	v.services(c.Services)
 	v.global(c)
+	v.apiClash(c)
+	v.poolFits(c)
+	v.egressReachable(c)
 	return v.errs
 }
 
-func (v *validator) global(c *Config) {
-	if c.API.Listen != "" {
-		v.listen("api.listen", c.API.Listen)
-	}
-	if c.API.Token != "" && c.API.TokenFile != "" {
-		v.fail("api.token_file", "give token or token_file, not both")
-	} else if c.API.TokenFile != "" {
-		if _, err := os.Stat(c.API.TokenFile); err != nil {
-			v.fail("api.token_file", "cannot read %s: %v", c.API.TokenFile, err)
+// egressReachable refuses egress: none where Ganger dials published ports:
+// Docker publishes nothing from an internal network.
+func (v *validator) egressReachable(c *Config) {
+	for i, s := range c.Services {
+		if s.Egress != "none" {
+			continue
+		}
+		for j, d := range c.Daemons {
+			if d.Dial == ganger.DialPublished {
+				v.fail(fmt.Sprintf("services[%d].egress", i), "none needs Ganger to dial containers directly, and daemons[%d] (%s) dials published ports: run Ganger on that daemon's host with dial: container", j, d.Name)
+				break
+			}
 		}
 	}
+}
+
+func (v *validator) global(c *Config) {
+	v.api(c.API)
 	if c.Limits.MaxSessions < 0 {
 		v.fail("limits.max_sessions", "want 0 (no cap) or more, got %d", c.Limits.MaxSessions)
 	}
 	if c.Limits.MaxConnections < 0 {
 		v.fail("limits.max_connections", "want 0 (derived from the open-file limit) or more, got %d", c.Limits.MaxConnections)
 	}
-	if c.Health.Interval <= 0 {
-		v.fail("health.interval", "must be more than 0")
-	}
-	if c.Health.Timeout <= 0 {
-		v.fail("health.timeout", "must be more than 0")
-	}
+	v.period("health.interval", c.Health.Interval, minHealthPeriod, false)
+	v.period("health.timeout", c.Health.Timeout, minHealthPeriod, false)
 	if c.Health.Failures < 1 {
 		v.fail("health.failures", "want at least 1, got %d", c.Health.Failures)
 	}
@@ -102,9 +112,7 @@ func (v *validator) global(c *Config) {
 		case r.Password == "" && r.PasswordFile == "":
 			v.fail(p+".password", "missing: give password or password_file")
 		case r.PasswordFile != "":
-			if _, err := os.Stat(r.PasswordFile); err != nil {
-				v.fail(p+".password_file", "cannot read %s: %v", r.PasswordFile, err)
-			}
+			v.secretFile(p+".password_file", r.PasswordFile)
 		}
 	}
 }
@@ -157,7 +165,7 @@ func (v *validator) services(svcs []Service) {
 	if len(svcs) == 0 {
 		v.fail("services", "at least one service is needed")
 	}
-	names, listens := map[string]string{}, map[string]string{}
+	names := map[string]string{}
 	for i, s := range svcs {
 		p := fmt.Sprintf("services[%d]", i)
 		v.service(p, s)
@@ -165,11 +173,12 @@ func (v *validator) services(svcs []Service) {
 			v.fail(p+".name", "service %q is already defined at %s", s.Name, first)
 		}
 		names[s.Name] = p
-		key := normalListen(s.Listen)
-		if first, ok := listens[key]; ok && key != "" && !strings.HasSuffix(key, ":0") {
-			v.fail(p+".listen", "address %s is already used by %s", s.Listen, first)
+		for j := range i {
+			if listenClash(s.Listen, svcs[j].Listen) {
+				v.fail(p+".listen", "address %s is already used by services[%d] (%s)", s.Listen, j, svcs[j].Listen)
+				break
+			}
 		}
-		listens[key] = p
 	}
 }
 
@@ -190,11 +199,21 @@ func (v *validator) service(p string, s Service) {
 	}
 	for k := range s.Env {
 		if !envKeyRE.MatchString(k) {
-			v.fail(p+".env."+k, "invalid environment variable name %q", k)
+			v.fail(join(p+".env", k), "invalid environment variable name %q", k)
 		}
 	}
 	if s.Network == "host" || s.Network == "none" || strings.HasPrefix(s.Network, "container:") || s.Network == "" {
 		v.fail(p+".network", "network %q cannot work: each container needs its own address and port", s.Network)
+	}
+	if !oneOf(s.Start, "connect", "data") {
+		v.fail(p+".start", "want connect or data, got %q", s.Start)
+	} else if s.Start == "data" && s.Timeouts.FirstByte == 0 {
+		v.fail(p+".timeouts.first_byte", "start: data needs a first_byte timeout: a silent client would otherwise wait forever")
+	}
+	if !oneOf(s.Egress, "allow", "none") {
+		v.fail(p+".egress", "want allow or none, got %q", s.Egress)
+	} else if s.Egress == "none" && s.Network != "isolated" {
+		v.fail(p+".egress", "none needs network: isolated (Ganger's own networks), got network %q", s.Network)
 	}
 	v.ready(p+".ready", s.Ready)
 	v.limits(p+".limits", s.Limits)
@@ -244,8 +263,11 @@ func (v *validator) admission(p string, s Service) {
 	if s.PerIP < 0 {
 		v.fail(p+".per_ip", "want 0 (no cap) or more, got %d", s.PerIP)
 	}
-	if s.PerIPRate.Rate < 0 || s.PerIPRate.Burst < 0 {
-		v.fail(p+".per_ip_rate", "rate and burst cannot be negative")
+	if r := s.PerIPRate.Rate; r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+		v.fail(p+".per_ip_rate.rate", "want a number of sessions per second, 0 (no limit) or more, got %g", r)
+	}
+	if s.PerIPRate.Burst < 0 {
+		v.fail(p+".per_ip_rate.burst", "cannot be negative")
 	}
 	if s.ProxyProtocol && len(s.TrustedProxies) == 0 {
 		v.fail(p+".trusted_proxies", "missing: proxy_protocol needs the CIDRs allowed to send PROXY headers")
@@ -303,17 +325,25 @@ func (v *validator) limits(p string, l Limits) {
 	if l.Memory < 6<<20 {
 		v.fail(p+".memory", "want at least 6MiB (Docker's minimum); a memory limit is required")
 	}
-	if l.CPUs <= 0 || l.CPUs > 1024 {
+	if math.IsNaN(l.CPUs) || l.CPUs <= 0 || l.CPUs > 1024 {
 		v.fail(p+".cpus", "want more than 0 and at most 1024, got %g", l.CPUs)
 	}
 	if l.Pids < 1 {
 		v.fail(p+".pids", "want at least 1; a pids limit is required")
 	}
-	for dir := range l.Tmpfs {
-		if !path.IsAbs(dir) {
-			v.fail(p+".tmpfs."+dir, "want an absolute path, got %q", dir)
-		}
+	if l.NoFile < 16 || l.NoFile > 1<<20 {
+		v.fail(p+".nofile", "want 16 to 1048576, got %d", l.NoFile)
 	}
+	if l.Log.MaxSize < 4<<10 {
+		v.fail(p+".log.max_size", "want at least 4KiB; container logs are capped")
+	}
+	if l.Log.MaxFiles < 1 || l.Log.MaxFiles > 100 {
+		v.fail(p+".log.max_files", "want 1 to 100, got %d", l.Log.MaxFiles)
+	}
+	if l.Disk != 0 && l.Disk < 16<<20 {
+		v.fail(p+".disk", "want 0 (no cap) or at least 16MiB")
+	}
+	v.tmpfs(p+".tmpfs", l.Tmpfs)
 	for i, c := range l.CapAdd {
 		name := strings.TrimPrefix(strings.ToUpper(c), "CAP_")
 		if !oneOf(name, capabilities...) {
@@ -322,20 +352,202 @@ func (v *validator) limits(p string, l Limits) {
 	}
 }
 
-// normalListen makes equal addresses compare equal: "localhost:80" and
-// "127.0.0.1:80", ":80" and "0.0.0.0:80".
-func normalListen(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
+func oneOf[T comparable](s T, set ...T) bool { return slices.Contains(set, s) }
+
+// Minimums below which a period is a busy loop rather than a setting.
+const (
+	// minReconcile keeps the reconciler from listing containers on every
+	// daemon more than 20 times a second.
+	minReconcile = 50 * time.Millisecond
+	// minHealthPeriod bounds health.interval and health.timeout: a ping is a
+	// round trip to the daemon.
+	minHealthPeriod = 10 * time.Millisecond
+)
+
+// period refuses a duration below least; with zeroOff, 0 (off) is allowed.
+func (v *validator) period(p string, d Duration, least time.Duration, zeroOff bool) {
+	switch {
+	case d == 0 && zeroOff: // off
+	case d.D() < least && zeroOff:
+		v.fail(p, "want 0 (off) or at least %s, got %s", least, d.D())
+	case d.D() < least:
+		v.fail(p, "want at least %s, got %s", least, d.D())
 	}
-	switch host {
-	case "localhost":
-		host = "127.0.0.1"
-	case "", "::":
-		host = "0.0.0.0"
-	}
-	return net.JoinHostPort(host, port)
 }
 
-func oneOf[T comparable](s T, set ...T) bool { return slices.Contains(set, s) }
+var nodeRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// node checks the node id. It becomes the value of the ganger.owner label
+// and of label filters (ganger.owner=<node>), where '=', ',' or white space
+// would change what is matched.
+func (v *validator) node(id string) {
+	if nodeRE.MatchString(id) {
+		return
+	}
+	const want = "want letters, digits, '.', '_' or '-' (at most 128, starting with a letter or digit): it labels every container as ganger.owner"
+	if v.pos.line("node") == 0 {
+		v.fail("node", "the host name %q cannot be the node id; set node: %s", id, want)
+		return
+	}
+	v.fail("node", "%s, got %q", want, id)
+}
+
+// apiClash refuses an API listen address that a service listens on too.
+// When the file leaves api.listen to its default, the error is the
+// service's, on a line of the file.
+func (v *validator) apiClash(c *Config) {
+	for i, s := range c.Services {
+		if !listenClash(c.API.Listen, s.Listen) {
+			continue
+		}
+		if v.pos.line("api.listen") == 0 {
+			v.fail(fmt.Sprintf("services[%d].listen", i), "address %s clashes with the API's (api.listen, default %s): the second to listen would fail", s.Listen, c.API.Listen)
+		} else {
+			v.fail("api.listen", "address %s clashes with services[%d].listen (%s): the second to listen would fail", c.API.Listen, i, s.Listen)
+		}
+		return
+	}
+}
+
+// listenClash reports whether listening on a and on b would collide: the
+// same port on the same host, or on any host when one of them is a
+// wildcard (0.0.0.0, :: or no host: Go listens on both IPv4 and IPv6
+// there). Port 0 picks a free port and never collides.
+func listenClash(a, b string) bool {
+	ha, pa, ok := splitListen(a)
+	hb, pb, ok2 := splitListen(b)
+	if !ok || !ok2 || pa != pb || pa == 0 {
+		return false
+	}
+	return ha == hb || !ha.IsValid() || !hb.IsValid()
+}
+
+// splitListen parses host:port; the address is invalid for a wildcard
+// host, and localhost is 127.0.0.1.
+func splitListen(addr string) (netip.Addr, int, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	if host == "localhost" {
+		host = "127.0.0.1"
+	}
+	a, err := netip.ParseAddr(host)
+	if host == "" || err == nil && a.IsUnspecified() {
+		return netip.Addr{}, n, true
+	}
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	return a.Unmap(), n, true
+}
+
+// poolFits refuses a warm pool that the caps can never let fill: its
+// containers count against the service's max_containers and the node's
+// max_sessions.
+func (v *validator) poolFits(c *Config) {
+	for i, s := range c.Services {
+		p := fmt.Sprintf("services[%d].pool.min", i)
+		switch {
+		case s.MaxContainers > 0 && s.Pool.Min > s.MaxContainers:
+			v.fail(p, "%d is more than the service's max_containers (%d): the pool could never fill", s.Pool.Min, s.MaxContainers)
+		case c.Limits.MaxSessions > 0 && s.Pool.Min > c.Limits.MaxSessions:
+			v.fail(p, "%d is more than limits.max_sessions (%d): the pool could never fill", s.Pool.Min, c.Limits.MaxSessions)
+		}
+	}
+}
+
+// tmpfs refuses mount points that cannot work or would hide what the
+// container needs: / itself, and /proc, /sys and /dev (the kernel's
+// interfaces and the device nodes) and below, bar /dev/shm, which Docker
+// lets a tmpfs replace.
+func (v *validator) tmpfs(p string, mounts map[string]string) {
+	seen := map[string]string{}
+	for _, dir := range slices.Sorted(maps.Keys(mounts)) {
+		kp := join(p, dir)
+		if !path.IsAbs(dir) {
+			v.fail(kp, "want an absolute path, got %q", dir)
+			continue
+		}
+		clean := path.Clean(dir)
+		if other, ok := seen[clean]; ok {
+			v.fail(kp, "%q is the same mount point as %q", dir, other)
+			continue
+		}
+		seen[clean] = dir
+		switch {
+		case clean == "/":
+			v.fail(kp, "tmpfs on / would replace the image's whole file system")
+		case clean == "/dev/shm":
+		case underDir(clean, "/proc"), underDir(clean, "/sys"), underDir(clean, "/dev"):
+			v.fail(kp, "tmpfs on %s would hide the kernel's /proc, /sys or /dev (only /dev/shm may be replaced)", clean)
+		}
+	}
+}
+
+func underDir(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+// maxSecretFile bounds what is read of a token or password file.
+const maxSecretFile = 4 << 10
+
+// secretFile checks a token or password file: readable, regular, and
+// neither empty nor larger than a secret.
+func (v *validator) secretFile(p, name string) {
+	s, err := ReadSecretFile(name)
+	switch {
+	case err != nil:
+		v.fail(p, "%v", err)
+	case strings.TrimSpace(s) == "":
+		v.fail(p, "%s is empty", name)
+	}
+}
+
+// ReadSecretFile reads a token or password file whole. It must be a regular
+// file of at most 4KiB: a path mistyped onto a directory, a device such as
+// /dev/zero, or a FIFO is refused rather than read without end or waited on.
+func ReadSecretFile(name string) (string, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", name, err)
+	}
+	if err := secretFileMode(name, fi); err != nil {
+		return "", err
+	}
+	// O_NONBLOCK: should a FIFO replace the file after the Stat, opening
+	// it does not wait for a writer; the Stat below then refuses it.
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", name, err)
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", name, err)
+	}
+	if err := secretFileMode(name, fi); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("cannot read %s: %w", name, err)
+	}
+	if len(b) > maxSecretFile {
+		return "", fmt.Errorf("%s is larger than 4KiB: it should hold the secret alone", name)
+	}
+	return string(b), nil
+}
+
+func secretFileMode(name string, fi os.FileInfo) error {
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return fmt.Errorf("%s is a directory: want a file holding the secret", name)
+	case !m.IsRegular():
+		return fmt.Errorf("%s is not a regular file (a device, FIFO or socket): want a file holding the secret", name)
+	case fi.Size() > maxSecretFile:
+		return fmt.Errorf("%s is larger than 4KiB: it should hold the secret alone", name)
+	}
+	return nil
+}

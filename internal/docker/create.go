@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -12,52 +14,109 @@ import (
 	"github.com/ganger-dev/ganger"
 )
 
+// nobody is the user a container runs as when neither the service nor the
+// image names one: never root by default.
+const nobody = "65534:65534"
+
 // Create creates (but does not start) a container from spec and returns its
-// id. The spec's port is published on the daemon's publish IP with an
-// ephemeral host port. Security is not optional: every capability is
-// dropped but those listed, the container is never privileged, and no host
-// path (the Docker socket least of all) is mounted.
+// id. Security is not optional: every capability is dropped but those
+// listed, privileges cannot be gained, the container is never privileged,
+// no host path (the Docker socket least of all) is mounted, it runs as
+// nobody unless the service or the image names a user, and its logs, open
+// files and (where the daemon can) disk are capped. Its port is published
+// only when Ganger dials published ports: otherwise nothing but Ganger
+// reaches it.
 func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	port, ok := network.PortFrom(uint16(spec.Port), network.TCP)
 	if !ok {
 		return "", fmt.Errorf("create %s on %s: invalid port %d", spec.Name, d.name, spec.Port)
 	}
-	hostIP, err := netip.ParseAddr(d.publishIP)
+	user, err := d.userFor(ctx, spec)
 	if err != nil {
-		return "", fmt.Errorf("create %s on %s: publish ip %q: %w", spec.Name, d.name, d.publishIP, err)
+		return "", err
 	}
 	cfg := &container.Config{
-		Image:        spec.Image,
-		Cmd:          nilIfEmpty(spec.Cmd),
-		Entrypoint:   nilIfEmpty(spec.Entrypoint),
-		Env:          spec.Env,
-		User:         spec.User,
-		Labels:       spec.Labels,
-		ExposedPorts: network.PortSet{port: {}},
+		Image:      spec.Image,
+		Cmd:        nilIfEmpty(spec.Cmd),
+		Entrypoint: nilIfEmpty(spec.Entrypoint),
+		Env:        spec.Env,
+		User:       user,
+		Labels:     spec.Labels,
 	}
-	host := &container.HostConfig{
-		NetworkMode:    container.NetworkMode(spec.Network),
-		PortBindings:   network.PortMap{port: {{HostIP: hostIP}}},
-		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
-		CapDrop:        []string{"ALL"},
-		CapAdd:         spec.Limits.CapAdd,
-		ReadonlyRootfs: spec.Limits.ReadOnly,
-		Tmpfs:          spec.Limits.Tmpfs,
-		Resources: container.Resources{
-			Memory:     spec.Limits.Memory,
-			MemorySwap: spec.Limits.Memory, // no swap beyond the memory limit
-			NanoCPUs:   spec.Limits.NanoCPUs,
-			PidsLimit:  &spec.Limits.Pids,
-		},
-	}
-	if spec.Limits.NoNewPrivileges {
-		host.SecurityOpt = []string{"no-new-privileges:true"}
+	host := d.hostConfig(spec)
+	if d.dialMode == ganger.DialPublished {
+		hostIP, err := netip.ParseAddr(d.publishIP)
+		if err != nil {
+			return "", fmt.Errorf("create %s on %s: publish ip %q: %w", spec.Name, d.name, d.publishIP, err)
+		}
+		cfg.ExposedPorts = network.PortSet{port: {}}
+		host.PortBindings = network.PortMap{port: {{HostIP: hostIP}}}
 	}
 	res, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: host})
+	if err != nil && host.StorageOpt != nil && strings.Contains(err.Error(), "storage-opt") {
+		d.noDiskQuota.Store(true)
+		d.log.Warn("limits.disk cannot be enforced on this daemon (its storage driver cannot cap a container's disk): containers run without a disk quota; use limits.read_only with sized tmpfs", "err", err)
+		host.StorageOpt = nil
+		res, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: host})
+	}
 	if err != nil {
 		return "", fmt.Errorf("create container %s on %s: %w", spec.Name, d.name, err)
 	}
 	return res.ID, nil
+}
+
+func (d *Daemon) hostConfig(spec ganger.Spec) *container.HostConfig {
+	l := spec.Limits
+	host := &container.HostConfig{
+		NetworkMode:    container.NetworkMode(spec.Network),
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		CapDrop:        []string{"ALL"},
+		CapAdd:         l.CapAdd,
+		ReadonlyRootfs: l.ReadOnly,
+		Tmpfs:          l.Tmpfs,
+		Resources: container.Resources{
+			Memory:     l.Memory,
+			MemorySwap: l.Memory, // no swap beyond the memory limit
+			NanoCPUs:   l.NanoCPUs,
+			PidsLimit:  &l.Pids,
+		},
+		LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{}},
+	}
+	if l.NoNewPrivileges {
+		host.SecurityOpt = []string{"no-new-privileges=true"}
+	}
+	if l.NoFile > 0 {
+		host.Resources.Ulimits = []*container.Ulimit{{Name: "nofile", Soft: l.NoFile, Hard: l.NoFile}}
+	}
+	if l.LogMaxSize > 0 {
+		host.LogConfig.Config["max-size"] = strconv.FormatInt(l.LogMaxSize, 10)
+		host.LogConfig.Config["max-file"] = strconv.Itoa(max(l.LogMaxFiles, 1))
+	}
+	if l.Disk > 0 && !d.noDiskQuota.Load() {
+		host.StorageOpt = map[string]string{"size": strconv.FormatInt(l.Disk, 10)}
+	}
+	return host
+}
+
+// userFor is the user the container runs as: the service's, else the
+// image's, else nobody. The image's answer is cached by reference.
+func (d *Daemon) userFor(ctx context.Context, spec ganger.Spec) (string, error) {
+	if spec.User != "" {
+		return spec.User, nil
+	}
+	if u, ok := d.imageUsers.Load(spec.Image); ok {
+		return u.(string), nil
+	}
+	img, err := d.cli.ImageInspect(ctx, spec.Image)
+	if err != nil {
+		return "", fmt.Errorf("create %s on %s: inspect image %s: %w", spec.Name, d.name, spec.Image, err)
+	}
+	u := nobody
+	if img.Config != nil && img.Config.User != "" {
+		u = img.Config.User
+	}
+	d.imageUsers.Store(spec.Image, u)
+	return u, nil
 }
 
 func nilIfEmpty(s []string) []string {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync"
+	"sync/atomic"
 
 	"github.com/moby/moby/client"
 
@@ -35,6 +37,9 @@ type Daemon struct {
 	dialMode  ganger.DialMode
 	creds     *Credentials
 	log       *slog.Logger
+
+	imageUsers  sync.Map    // image ref: the user it names, or nobody
+	noDiskQuota atomic.Bool // the daemon refused a disk quota once
 }
 
 // New returns a Daemon for cfg that pulls with creds (nil: anonymously).

@@ -50,6 +50,7 @@ func (d *Daemon) pull(ctx context.Context, ref string) error {
 			d.log.Info("pull progress", "image", ref, "layer", msg.ID, "status", msg.Status)
 		}
 	}
+	d.imageUsers.Delete(ref) // the pull may have changed the user it names
 	d.log.Info("image pulled", "image", ref, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -16,6 +16,11 @@ import (
 // `--bridge none` on a second daemon would delete the first one's docker0).
 // It runs with iptables off, so daemons do not fight over the shared
 // chains; ports it publishes on 127.0.0.1 still work through docker-proxy.
+// Its networks draw addresses from Docker's default pools, blind to the
+// other daemons': tests run services there on its own default bridge
+// (network: bridge), never on networks it would create. (Giving it an
+// address pool of its own, --default-address-pool, makes it delete the
+// host's docker0 when it restarts after a kill.)
 type Extra struct {
 	Name   string
 	Host   string // unix:///...

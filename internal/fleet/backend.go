@@ -35,6 +35,11 @@ type Backend interface {
 	// until ctx ends or the stream fails; the event channel is then
 	// closed, and the error channel holds why (nothing if ctx ended).
 	Events(ctx context.Context, owner string) (<-chan ganger.Event, <-chan error)
+	// EnsureNetwork creates the network unless it exists.
+	EnsureNetwork(ctx context.Context, n ganger.NetworkSpec) error
+	// RemoveNetwork removes a network; one that is gone is no error, one
+	// still in use is ganger.ErrNetworkInUse.
+	RemoveNetwork(ctx context.Context, name string) error
 	// Remove force-removes a container by id or name; one that is gone
 	// already is no error.
 	Remove(ctx context.Context, idOrName string) error

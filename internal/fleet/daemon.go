@@ -61,6 +61,13 @@ func (m *member) join(ctx context.Context, when string) (map[string]error, error
 	if _, err := f.sweep(ctx, m, when); err != nil {
 		return nil, err
 	}
+	for _, img := range f.imageList() { // Ganger's own networks, as services need them
+		if n := f.isolatedSpec(img.Network); n.Name != "" {
+			if err := m.b.EnsureNetwork(ctx, n); err != nil {
+				return nil, err
+			}
+		}
+	}
 	ierrs := map[string]error{}
 	for _, img := range f.imageList() {
 		err := m.b.EnsureImage(ctx, img.Ref, img.Pull)

@@ -45,11 +45,13 @@ type Daemon struct {
 }
 
 // Image is one service's image, to be present on every daemon that runs
-// the service.
+// the service, and the network its containers join: one of Ganger's own
+// is made on each daemon when a service needs it.
 type Image struct {
 	Service string
 	Ref     string
 	Pull    ganger.PullPolicy
+	Network string
 }
 
 // Fleet is the set of daemons of one node and every container it owns on
@@ -281,6 +283,9 @@ func (f *Fleet) Prepare(ctx context.Context, imgs []Image) error {
 				continue
 			}
 			err := m.b.EnsureImage(ctx, img.Ref, img.Pull)
+			if n := f.isolatedSpec(img.Network); err == nil && n.Name != "" {
+				err = m.b.EnsureNetwork(ctx, n)
+			}
 			found = append(found, has{m.name, img.Service, err == nil})
 			if err != nil {
 				errs = append(errs, err)
@@ -397,12 +402,28 @@ func (f *Fleet) Close(ctx context.Context) {
 		if _, err := f.sweep(ctx, m, "shutdown"); err != nil {
 			f.log.Error("final sweep failed", "daemon", m.name, "err", err)
 		}
+		f.removeNetworks(ctx, m)
 	}
 	f.mu.Lock()
 	all := append(f.retired, f.memberListLocked()...)
 	f.mu.Unlock()
 	for _, m := range all {
 		m.b.Close()
+	}
+}
+
+// removeNetworks removes this node's networks from the daemon, once none
+// of its containers is left there (a container created and not started
+// yet is no endpoint, and removing its network would fail its start).
+func (f *Fleet) removeNetworks(ctx context.Context, m *member) {
+	list, err := m.b.ListManaged(ctx, f.opt.Node)
+	if err != nil || len(list) > 0 {
+		return
+	}
+	for _, n := range ganger.IsolatedNetworks(f.opt.Node) {
+		if err := m.b.RemoveNetwork(ctx, n.Name); err != nil && !errors.Is(err, ganger.ErrNetworkInUse) {
+			f.log.Warn("cannot remove network", "daemon", m.name, "network", n.Name, "err", err)
+		}
 	}
 }
 

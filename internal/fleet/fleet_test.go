@@ -288,7 +288,7 @@ func TestExit(t *testing.T) {
 	early.Exit(id, 3)
 	r := await(t, res)
 	var xe *fleet.ExitError
-	if ganger.OutcomeOf(r.err, "") != ganger.Exited || !errors.As(r.err, &xe) || xe.Exit.Code != 3 || xe.Logs != "boom" {
+	if ganger.OutcomeOf(r.err, "") != ganger.Exited || !errors.As(r.err, &xe) || xe.Exit.Code != 3 || xe.Output() != "boom" {
 		t.Fatalf("launch: %v; want outcome exited, code 3, logs", r.err)
 	}
 }

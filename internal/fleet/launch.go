@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/ganger-dev/ganger"
@@ -122,7 +123,15 @@ func (f *Fleet) boot(ctx context.Context, lease *sched.Lease, r Request) (*Conta
 	if err == nil {
 		err = c.ready(ctx, r)
 	}
-	if err != nil {
+	var exit *ExitError
+	switch {
+	case errors.As(err, &exit): // its output first, then it goes
+		f.removals.Go(func() {
+			exit.Output()
+			c.Destroy()
+		})
+		return nil, err
+	case err != nil:
 		c.Destroy()
 		return nil, err
 	}
@@ -149,6 +158,11 @@ func (c *Container) createAndStart(ctx context.Context, spec ganger.Spec) error 
 	c.created = true
 	c.mu.Unlock()
 	id, err := c.m.b.Create(cctx, spec)
+	if err != nil && c.f.isolatedGone(spec, err) { // another node removed it as unused
+		if err = c.m.b.EnsureNetwork(cctx, c.f.isolatedSpec(spec.Network)); err == nil {
+			id, err = c.m.b.Create(cctx, spec)
+		}
+	}
 	if err != nil {
 		c.mu.Lock()
 		c.uncertain = cctx.Err() != nil
@@ -199,7 +213,7 @@ func (c *Container) ready(ctx context.Context, r Request) error {
 		case <-t.C:
 		case <-c.Exited():
 			t.Stop()
-			return ganger.Fail(ganger.Exited, &ExitError{Exit: c.Exit(), Logs: c.lastOutput()})
+			return ganger.Fail(ganger.Exited, &ExitError{Exit: c.Exit(), output: c.lastOutput})
 		case <-ctx.Done():
 			t.Stop()
 			return context.Cause(ctx)
@@ -209,11 +223,30 @@ func (c *Container) ready(ctx context.Context, r Request) error {
 }
 
 func (c *Container) lastOutput() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	logs, err := c.m.b.Logs(ctx, c.ID(), logLines)
 	if err != nil {
 		return "(logs unavailable: " + err.Error() + ")"
 	}
 	return logs
+}
+
+// isolatedGone reports whether a create failed for want of one of Ganger's
+// own networks, or because two nodes made it at once (see EnsureNetwork).
+func (f *Fleet) isolatedGone(spec ganger.Spec, err error) bool {
+	msg := err.Error()
+	return f.isolatedSpec(spec.Network).Name != "" && strings.Contains(msg, "network") &&
+		(strings.Contains(msg, "not found") || strings.Contains(msg, "ambiguous"))
+}
+
+// isolatedSpec is the spec of the node's isolated network of that name, or
+// none if the name is not one of them.
+func (f *Fleet) isolatedSpec(name string) ganger.NetworkSpec {
+	for _, n := range ganger.IsolatedNetworks(f.opt.Node) {
+		if n.Name == name {
+			return n
+		}
+	}
+	return ganger.NetworkSpec{}
 }

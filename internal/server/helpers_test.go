@@ -61,6 +61,9 @@ func start(t *testing.T, services string, o ...opts) *harness {
 	daemons := fmt.Sprintf("  - {name: local, host: %q, max_containers: %d}\n", host, localRoom)
 	if len(o) > 0 && o[0].daemons != "" {
 		daemons = o[0].daemons
+		// Extra daemons on this host must not make networks of their own
+		// (see dockertest.Extra): services use each daemon's default bridge.
+		services = strings.ReplaceAll(services, "    port: 7777\n", "    port: 7777\n    network: bridge\n")
 	}
 	yml := fmt.Sprintf(top+"node: %s\nlog: {level: debug}\ndaemons:\n%sservices:\n%s", h.node, daemons, services)
 	cfg, err := config.Parse("test.yaml", []byte(yml))

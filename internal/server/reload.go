@@ -28,7 +28,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 	if !s.isServing() {
 		return errNotServing
 	}
-	if err := s.fleet.Prepare(ctx, images(s.imageChanges(cfg.Services))); err != nil {
+	if err := s.fleet.Prepare(ctx, images(s.imageChanges(cfg.Services), s.cfg.Node)); err != nil {
 		return err
 	}
 	s.warnRestartOnly(cfg)
@@ -61,7 +61,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 	}
 	s.running = next
 	s.cfg.Services = cfg.Services
-	s.fleet.SetImages(images(cfg.Services))
+	s.fleet.SetImages(images(cfg.Services, s.cfg.Node))
 	return nil
 }
 
@@ -143,7 +143,7 @@ func (s *Server) imageChanges(svcs []config.Service) []config.Service {
 	s.mu.Unlock()
 	var out []config.Service
 	for _, sc := range svcs {
-		if o, ok := old[sc.Name]; !ok || o.Image != sc.Image || o.Pull != sc.Pull {
+		if o, ok := old[sc.Name]; !ok || o.Image != sc.Image || o.Pull != sc.Pull || o.Network != sc.Network || o.Egress != sc.Egress {
 			out = append(out, sc)
 		}
 	}

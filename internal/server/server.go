@@ -74,16 +74,16 @@ func New(cfg *config.Config, daemons []fleet.Daemon, log *slog.Logger) (*Server,
 		cfg: cfg, log: log, fleet: f, errc: make(chan error, 1),
 		env: session.Env{Fleet: f, Recent: session.NewRecent(200), Conns: session.NewSlots(conns)},
 	}
-	f.SetImages(images(cfg.Services))
+	f.SetImages(images(cfg.Services, cfg.Node))
 	f.Metrics().Registry.MustRegister(gauges{s})
 	log.Info("connection cap", "max_connections", conns)
 	return s, nil
 }
 
-func images(svcs []config.Service) []fleet.Image {
+func images(svcs []config.Service, node string) []fleet.Image {
 	out := make([]fleet.Image, 0, len(svcs))
 	for _, sc := range svcs {
-		out = append(out, fleet.Image{Service: sc.Name, Ref: sc.Image, Pull: sc.Pull})
+		out = append(out, fleet.Image{Service: sc.Name, Ref: sc.Image, Pull: sc.Pull, Network: session.NetworkFor(sc, node)})
 	}
 	return out
 }

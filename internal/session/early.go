@@ -26,6 +26,8 @@ type earlyReader struct {
 	conn   *net.TCPConn
 	gone   func(error) // called once if the client leaves
 	done   chan struct{}
+	data   chan struct{} // closed once the client has sent something
+	once   sync.Once
 	mu     sync.Mutex
 	buf    []byte
 	halfed bool // the client sent data and then EOF
@@ -33,7 +35,10 @@ type earlyReader struct {
 
 // startEarly starts reading conn; buf holds bytes already read from it.
 func startEarly(conn *net.TCPConn, buf []byte, gone func(error)) *earlyReader {
-	r := &earlyReader{conn: conn, gone: gone, done: make(chan struct{}), buf: buf}
+	r := &earlyReader{conn: conn, gone: gone, done: make(chan struct{}), data: make(chan struct{}), buf: buf}
+	if len(buf) > 0 {
+		r.sent()
+	}
 	go r.run()
 	return r
 }
@@ -43,6 +48,9 @@ func (r *earlyReader) run() {
 	tmp := make([]byte, 4096)
 	for {
 		n, err := r.conn.Read(tmp)
+		if n > 0 {
+			r.sent()
+		}
 		r.mu.Lock()
 		r.buf = append(r.buf, tmp[:n]...)
 		full, empty := len(r.buf) >= maxEarly, len(r.buf) == 0
@@ -72,3 +80,8 @@ func (r *earlyReader) handOver() ([]byte, bool) {
 	defer r.mu.Unlock()
 	return r.buf, r.halfed
 }
+
+func (r *earlyReader) sent() { r.once.Do(func() { close(r.data) }) }
+
+// firstByte returns a channel closed once the client has sent something.
+func (r *earlyReader) firstByte() <-chan struct{} { return r.data }

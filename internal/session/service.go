@@ -141,7 +141,7 @@ func specFor(c config.Service, node string) ganger.Spec {
 		Entrypoint: c.Entrypoint,
 		Env:        env,
 		User:       c.User,
-		Network:    c.Network,
+		Network:    NetworkFor(c, node),
 		Labels: map[string]string{
 			ganger.LabelManaged: "true",
 			ganger.LabelService: c.Name,
@@ -155,8 +155,20 @@ func specFor(c config.Service, node string) ganger.Spec {
 			Tmpfs:           c.Limits.Tmpfs,
 			CapAdd:          c.Limits.CapAdd,
 			NoNewPrivileges: c.Limits.NoNewPrivileges,
+			NoFile:          c.Limits.NoFile,
+			LogMaxSize:      int64(c.Limits.Log.MaxSize),
+			LogMaxFiles:     c.Limits.Log.MaxFiles,
+			Disk:            int64(c.Limits.Disk),
 		},
 	}
+}
+
+// NetworkFor is the Docker network of a service's containers on node.
+func NetworkFor(c config.Service, node string) string {
+	if c.Network != "isolated" {
+		return c.Network
+	}
+	return ganger.IsolatedNetwork(node, c.Egress != "none")
 }
 
 // sessionSpec is the spec of one container, named after id. A container

@@ -17,8 +17,9 @@ import (
 )
 
 var (
-	errKilled = ganger.Fail(ganger.Killed, errors.New("killed by an operator"))
-	errDied   = ganger.Fail(ganger.Died, errors.New("its container exited"))
+	errKilled    = ganger.Fail(ganger.Killed, errors.New("killed by an operator"))
+	errDied      = ganger.Fail(ganger.Died, errors.New("its container exited"))
+	errFirstByte = ganger.Fail(ganger.Silent, errors.New("the client sent nothing within timeouts.first_byte"))
 )
 
 // session is one client connection and its life. Its own goroutine writes
@@ -99,6 +100,11 @@ func (ss *session) run() {
 	gone, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	early := startEarly(ss.client, ss.early, stop)
+	if err := ss.awaitData(gone, early); err != nil {
+		early.handOver()
+		ss.fail(err)
+		return
+	}
 	c, upstream, from, err := s.supply.get(gone, ss.cf, ss.id, ss.log)
 	if err != nil {
 		early.handOver()
@@ -112,10 +118,41 @@ func (ss *session) run() {
 	// reported dead (say, once its daemon answers again after a restart);
 	// never because its daemon is slow to answer pings.
 	unwatch := context.AfterFunc(c.Life(), func() { cancel(errDied) })
+	if d := ss.cf.cfg.Timeouts.FirstByte.D(); d > 0 {
+		silent := time.AfterFunc(d, func() {
+			if in, _ := proxy.Counts(ss.client); in == 0 {
+				cancel(errFirstByte)
+			}
+		})
+		defer silent.Stop()
+		select {
+		case <-early.firstByte():
+			silent.Stop()
+		default:
+		}
+	}
 	buf, halfClosed := early.handOver()
 	ss.proxy(ctx, upstream, buf, halfClosed)
 	unwatch()
 	s.supply.put(c, ss.outcome.Reusable(), ss.log)
+}
+
+// awaitData holds a start: data session until the client sends its first
+// byte, for at most timeouts.first_byte; no container is made meanwhile.
+func (ss *session) awaitData(gone context.Context, early *earlyReader) error {
+	if ss.cf.cfg.Start != "data" {
+		return nil
+	}
+	t := time.NewTimer(ss.cf.cfg.Timeouts.FirstByte.D())
+	defer t.Stop()
+	select {
+	case <-early.firstByte():
+		return nil
+	case <-gone.Done():
+		return context.Cause(gone)
+	case <-t.C:
+		return errFirstByte
+	}
 }
 
 // proxy delivers what the client sent early, then pipes both ways.
@@ -181,7 +218,7 @@ func (ss *session) logEnd() {
 	}
 	var exit *fleet.ExitError
 	if errors.As(ss.err, &exit) {
-		attrs = append(attrs, "exit_code", exit.Exit.Code, "last_output", exit.Logs)
+		attrs = append(attrs, "exit_code", exit.Exit.Code, "last_output", exit.Output())
 	}
 	level := slog.LevelInfo
 	if ss.err != nil {

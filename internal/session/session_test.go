@@ -47,7 +47,7 @@ func newFleet(t *testing.T, maxStarts int, backends ...backend) *fleet.Fleet {
 			t.Fatal(err)
 		}
 	}
-	f.SetImages([]fleet.Image{{Service: "svc", Ref: "img", Pull: ganger.PullMissing}})
+	f.SetImages([]fleet.Image{{Service: "svc", Ref: "img", Pull: ganger.PullMissing, Network: ganger.IsolatedNetwork("n", true)}})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), bound)
 		defer cancel()
@@ -840,4 +840,49 @@ func TestFailoverKeepsReadyBudget(t *testing.T) {
 	if took < ready*9/10 || took > ready*3/2 {
 		t.Fatalf("failed after %s; want about the one budget of %s (a fresh budget for the retry gives ~%s)", took, ready, ready*18/10)
 	}
+}
+
+// A client that connects and says nothing holds its container for
+// timeouts.first_byte, not the whole idle timeout; with start: data it
+// costs no container at all, and one that speaks is served.
+func TestSilentClients(t *testing.T) {
+	t.Parallel()
+	quick := func(start string) func(*config.Service) {
+		return func(c *config.Service) {
+			c.Start = start
+			c.Timeouts.FirstByte = config.Duration(300 * time.Millisecond)
+		}
+	}
+	t.Run("connect", func(t *testing.T) {
+		fake := fleettest.New(t, "img")
+		r := serve(t, newFleet(t, 0, fake), service(quick("connect")))
+		c := dial(t, r.addr)
+		if err := closedByPeer(c); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.ended(t, c).Outcome; got != string(ganger.Silent) {
+			t.Fatalf("outcome %q; want silent", got)
+		}
+		eventually(t, "container not removed", func() bool { return fake.Live() == 0 })
+		talker := dial(t, r.addr)
+		roundTrip(t, talker, "hi")
+		time.Sleep(500 * time.Millisecond) // past first_byte: it spoke, so it stays
+		roundTrip(t, talker, "still here")
+	})
+	t.Run("data", func(t *testing.T) {
+		fake := fleettest.New(t, "img")
+		r := serve(t, newFleet(t, 0, fake), service(quick("data")))
+		c := dial(t, r.addr)
+		if err := closedByPeer(c); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.ended(t, c).Outcome; got != string(ganger.Silent) || fake.Calls("Create") != 0 {
+			t.Fatalf("outcome %q, creates %d; want silent and none", got, fake.Calls("Create"))
+		}
+		talker := dial(t, r.addr)
+		roundTrip(t, talker, "hi")
+		if fake.Calls("Create") != 1 {
+			t.Fatalf("creates %d; want 1", fake.Calls("Create"))
+		}
+	})
 }

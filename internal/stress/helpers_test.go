@@ -191,7 +191,7 @@ func writeConfig(t *testing.T, yml string) string {
 func baseConfig(node, top, service string) string {
 	return fmt.Sprintf(`node: %s
 reconcile: 0
-api: {listen: 127.0.0.1:0}
+api: {listen: 127.0.0.1:0, public_read: true}
 %sservices:
   - name: echo
     listen: 127.0.0.1:0

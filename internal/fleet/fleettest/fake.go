@@ -13,6 +13,7 @@ import (
 	"io"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,6 +49,7 @@ type Fake struct {
 	engineID string
 	ctrs     map[string]*fakeContainer // by id
 	images   map[string]bool
+	networks map[string]ganger.NetworkSpec
 	subs     map[*subscription]bool
 	calls    map[string]int
 	removed  []string
@@ -92,6 +94,7 @@ func (f *Fake) lock() {
 	f.mu.Lock()
 	if f.ctrs == nil {
 		f.ctrs, f.images, f.subs, f.calls = map[string]*fakeContainer{}, map[string]bool{}, map[*subscription]bool{}, map[string]int{}
+		f.networks = map[string]ganger.NetworkSpec{}
 		f.engineID = randomHex(16)
 	}
 }
@@ -175,10 +178,50 @@ func (f *Fake) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	if c := f.find(spec.Name); c != nil {
 		return "", fmt.Errorf("create container %s: Conflict. The container name %q is already in use by container %q", spec.Name, "/"+spec.Name, c.id)
 	}
+	if _, ok := f.networks[spec.Network]; !ok && spec.Network != "" && spec.Network != "bridge" {
+		return "", fmt.Errorf("create container %s: network %s not found", spec.Name, spec.Network)
+	}
 	spec.Labels = maps.Clone(spec.Labels)
 	c := &fakeContainer{id: randomHex(32), spec: spec, state: "created"}
 	f.ctrs[c.id] = c
 	return c.id, nil
+}
+
+// EnsureNetwork records the network unless one of its name exists.
+func (f *Fake) EnsureNetwork(ctx context.Context, n ganger.NetworkSpec) error {
+	if err := f.begin(ctx, "EnsureNetwork", nil); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.networks[n.Name]; !ok {
+		f.networks[n.Name] = n
+	}
+	return nil
+}
+
+// RemoveNetwork forgets a network no container is on; one that is gone is
+// no error.
+func (f *Fake) RemoveNetwork(ctx context.Context, name string) error {
+	if err := f.begin(ctx, "RemoveNetwork", nil); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.ctrs {
+		if c.spec.Network == name {
+			return fmt.Errorf("remove network %s: %w", name, ganger.ErrNetworkInUse)
+		}
+	}
+	delete(f.networks, name)
+	return nil
+}
+
+// Networks returns the names of the networks that exist.
+func (f *Fake) Networks() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.networks))
 }
 
 // find returns the container with that id or name; f.mu is held.
