@@ -2,6 +2,7 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
 	"encoding/json"
 	"net"
 	"os/exec"
@@ -121,5 +122,25 @@ func TestNoUserMeansNobody(t *testing.T) {
 	out, err := exec.Command("docker", "inspect", "-f", "{{.Config.User}}", id).Output()
 	if got := strings.TrimSpace(string(out)); err != nil || got != "65534:65534" {
 		t.Fatalf("user %q (%v); want 65534:65534", got, err)
+	}
+}
+
+// A disk cap is applied where the daemon's storage driver can enforce it;
+// where it cannot (overlay2 on ext4, say), the container is still created,
+// without the cap, and the daemon is not asked again.
+func TestDiskCap(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	ctx := context.Background()
+	for i := range 2 {
+		id, err := d.Create(ctx, ganger.Spec{Name: fmt.Sprintf("ganger-disk-%s-%d", node, i), Image: dockertest.Image, Port: 7777, Network: "bridge",
+			Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: node},
+			Limits: ganger.Limits{Memory: 64 << 20, Pids: 32, Disk: 64 << 20}})
+		if err != nil {
+			t.Fatalf("create with a disk cap: %v", err)
+		}
+		defer d.Remove(ctx, id)
+		out, _ := exec.Command("docker", "inspect", "-f", "{{json .HostConfig.StorageOpt}}", id).Output()
+		t.Logf("create %d: storage options %s", i, strings.TrimSpace(string(out)))
 	}
 }

@@ -105,3 +105,26 @@ func TestEgressNone(t *testing.T) {
 		t.Fatalf("echo through Ganger: %q", got)
 	}
 }
+
+// Silent connections cannot squat on a service's containers: with room for
+// two, two clients that connect and say nothing are closed after
+// timeouts.first_byte, and a real client that came after them is served.
+func TestSilentClientsCannotSquat(t *testing.T) {
+	h := start(t, svc("capped", `["-banner", "hi"]`, "max_containers: 2", "timeouts: {first_byte: 1s}", "queue: {max: 10, timeout: 30s}"))
+	for range 2 {
+		s := h.dial("capped")
+		readLine(t, s, bufio.NewReader(s)) // its container is up, and it says nothing
+	}
+	real := h.dial("capped")
+	r := bufio.NewReader(real)
+	if got := readLine(t, real, r); got != "hi" { // served once a squatter is closed
+		t.Fatalf("got %q", got)
+	}
+	fmt.Fprintln(real, "hello")
+	if got := readLine(t, real, r); got != "hello" {
+		t.Fatalf("echo: %q", got)
+	}
+	if n := len(h.logs.Lines("session end", "outcome=silent")); n < 1 {
+		t.Fatalf("%d sessions ended silent; want the squatters closed", n)
+	}
+}
