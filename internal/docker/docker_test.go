@@ -2,8 +2,8 @@ package docker_test
 
 import (
 	"context"
-	"fmt"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
