@@ -69,13 +69,17 @@ func direct(b *testing.B, dial ganger.DialMode) *docker.Daemon {
 	return d
 }
 
-// baselineSpec is what Ganger's default service would create.
+// baselineSpec is what Ganger's default service would create: on the
+// node's isolated network (Ganger made it when the node started), with
+// the same limits.
 func baselineSpec(owner string, n int, cmd ...string) ganger.Spec {
 	def := config.DefaultService()
 	return ganger.Spec{
-		Name: fmt.Sprintf("ganger-bench-%s-%d", owner, n), Image: dockertest.Image, Port: 7777, Cmd: cmd, Network: "bridge",
-		Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: owner, ganger.LabelService: "bench"},
-		Limits: ganger.Limits{Memory: int64(def.Limits.Memory), NanoCPUs: 1e9, Pids: def.Limits.Pids, NoNewPrivileges: true},
+		Name: fmt.Sprintf("ganger-bench-%s-%d", owner, n), Image: dockertest.Image, Port: 7777, Cmd: cmd,
+		Network: ganger.IsolatedNetwork(owner, true),
+		Labels:  map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: owner, ganger.LabelService: "bench"},
+		Limits: ganger.Limits{Memory: int64(def.Limits.Memory), NanoCPUs: 1e9, Pids: def.Limits.Pids, NoNewPrivileges: true,
+			NoFile: def.Limits.NoFile, LogMaxSize: int64(def.Limits.Log.MaxSize), LogMaxFiles: def.Limits.Log.MaxFiles},
 	}
 }
 

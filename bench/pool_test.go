@@ -94,7 +94,7 @@ func BenchmarkSharedMemory(b *testing.B) {
 		b.Fatalf("build: %v\n%s", err, out)
 	}
 	cfgPath := filepath.Join(dir, "g.yaml")
-	yml := fmt.Sprintf("node: %s\nservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: [-banner, hi], mode: shared, timeouts: {idle: 0}}\n", node, dockertest.Image)
+	yml := fmt.Sprintf("node: %s\nservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, cmd: [-banner, hi], mode: shared, timeouts: {idle: 0, first_byte: 0}, limits: {nofile: 16384}}\n", node, dockertest.Image)
 	os.WriteFile(cfgPath, []byte(yml), 0o644)
 	// An idle proxied connection holds its two sockets and no pipe: 10,000
 	// descriptors, within the usual limit of 20,000 or more.
