@@ -31,6 +31,7 @@ type TLS struct{ CA, Cert, Key string }
 // Daemon is one Docker Engine that Ganger places containers on.
 type Daemon struct {
 	name      string
+	host      string
 	cli       *client.Client
 	advertise string // host part of the address Ganger dials in published mode
 	publishIP string
@@ -58,6 +59,7 @@ func New(cfg Config, creds *Credentials, log *slog.Logger) (*Daemon, error) {
 	}
 	return &Daemon{
 		name:      cfg.Name,
+		host:      cfg.Host,
 		cli:       cli,
 		advertise: cfg.Advertise,
 		publishIP: cfg.PublishIP,
@@ -66,6 +68,9 @@ func New(cfg Config, creds *Credentials, log *slog.Logger) (*Daemon, error) {
 		log:       log.With("daemon", cfg.Name),
 	}, nil
 }
+
+// Host is the engine's address.
+func (d *Daemon) Host() string { return d.host }
 
 // Name is the daemon's configured name.
 func (d *Daemon) Name() string { return d.name }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -68,6 +69,20 @@ func Node(t testing.TB, d *docker.Daemon) string {
 		for _, m := range left {
 			t.Errorf("container %s (%s) left behind", m.Name, m.State)
 			d.Remove(context.Background(), m.ID)
+		}
+		// Ganger removes its networks at shutdown once its containers are
+		// gone; a benchmark's baseline containers, made under the node's
+		// name, may outlive that moment, so there it is only noted.
+		for _, n := range ganger.IsolatedNetworks(node) {
+			if exec.Command("docker", "-H", d.Host(), "network", "inspect", n.Name).Run() != nil {
+				continue // gone, as it should be
+			}
+			d.RemoveNetwork(context.Background(), n.Name)
+			if _, bench := t.(*testing.B); bench {
+				t.Logf("network %s left behind after the benchmark's baseline; removed", n.Name)
+			} else {
+				t.Errorf("network %s left behind", n.Name)
+			}
 		}
 	})
 	return node
