@@ -145,6 +145,14 @@ func (m *member) check(ctx context.Context, failures int) bool {
 	return !up
 }
 
+// answers pings the daemon once, within the health timeout.
+func (m *member) answers(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, m.f.opt.Health.Timeout)
+	defer cancel()
+	_, err := m.b.Ping(ctx)
+	return err == nil
+}
+
 // suspect is told that a call to the daemon failed: one failed ping now
 // is enough to mark it down, so the caller can go elsewhere.
 func (f *Fleet) suspect(name string) bool {

@@ -395,7 +395,7 @@ func (f *Fleet) Close(ctx context.Context) {
 	f.cancel()
 	f.loops.Wait()
 	for _, m := range f.memberList() {
-		if !f.isUp(m.name) {
+		if !f.isUp(m.name) && !m.answers(ctx) { // marked down, but it may answer now
 			f.log.Warn("daemon down at shutdown: its leftovers are swept at the next start", "daemon", m.name)
 			continue
 		}
@@ -421,8 +421,8 @@ func (f *Fleet) removeNetworks(ctx context.Context, m *member) {
 		return
 	}
 	for _, n := range ganger.IsolatedNetworks(f.opt.Node) {
-		if err := m.b.RemoveNetwork(ctx, n.Name); err != nil && !errors.Is(err, ganger.ErrNetworkInUse) {
-			f.log.Warn("cannot remove network", "daemon", m.name, "network", n.Name, "err", err)
+		if err := m.b.RemoveNetwork(ctx, n.Name); err != nil {
+			f.log.Warn("cannot remove network; the next start-up of this node reuses it", "daemon", m.name, "network", n.Name, "err", err)
 		}
 	}
 }
