@@ -189,6 +189,11 @@ func writeConfig(t *testing.T, yml string) string {
 // service "echo" of the demo image; service is extra YAML for that service
 // (each line indented by four spaces).
 func baseConfig(node, top, service string) string {
+	if strings.Contains(top, "daemons:") {
+		// An extra daemon on this host must not make networks of its own
+		// (see dockertest.Extra): the service uses its default bridge.
+		service = "    network: bridge\n" + service
+	}
 	return fmt.Sprintf(`node: %s
 reconcile: 0
 api: {listen: 127.0.0.1:0, public_read: true}
