@@ -136,15 +136,6 @@ func await(t *testing.T, ch chan result) result {
 	}
 }
 
-func waitRemovals(t *testing.T, f *fleet.Fleet) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	if err := f.WaitRemovals(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // (a) A client leaving during create does not cut the create short: the
 // container is made, removed, never started, and its slot freed.
 func TestClientLeavesDuringCreate(t *testing.T) {
@@ -162,7 +153,7 @@ func TestClientLeavesDuringCreate(t *testing.T) {
 	if !errors.Is(got.err, context.Canceled) {
 		t.Fatalf("launch: %v; want canceled", got.err)
 	}
-	waitRemovals(t, f)
+	fleettest.WaitRemovals(t, f)
 	if err := <-blk.left; err != nil {
 		t.Errorf("the create's ctx ended with the client's: %v", err)
 	}
@@ -224,7 +215,7 @@ func TestDestroyOnce(t *testing.T) {
 		wg.Go(c.Destroy)
 	}
 	wg.Wait()
-	waitRemovals(t, f)
+	fleettest.WaitRemovals(t, f)
 	if n := fake.Calls("Remove"); n != 1 || fake.Live() != 0 {
 		t.Fatalf("remove calls %d, live %d; want 1, 0", n, fake.Live())
 	}
@@ -249,7 +240,7 @@ func TestRemoveRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Destroy()
-	waitRemovals(t, f)
+	fleettest.WaitRemovals(t, f)
 	if tries.Load() != 4 || usedAtSuccess.Load() != 1 || f.Sched().Used("d0") != 0 || fake.Live() != 0 {
 		t.Fatalf("tries %d, slots used at success %d and after %d, live %d; want 4 1 0 0", tries.Load(), usedAtSuccess.Load(), f.Sched().Used("d0"), fake.Live())
 	}
@@ -405,7 +396,7 @@ func TestDaemonsAddedAndRemovedAtRunTime(t *testing.T) {
 		t.Fatalf("launch after adding d1: %v on %v; want d1", err, c)
 	}
 	c.Destroy()
-	waitRemovals(t, f)
+	fleettest.WaitRemovals(t, f)
 	if err := f.Remove("d1"); err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/dockertest"
@@ -127,4 +129,48 @@ func TestSilentClientsCannotSquat(t *testing.T) {
 	if n := len(h.logs.Lines("session end", "outcome=silent")); n < 1 {
 		t.Fatalf("%d sessions ended silent; want the squatters closed", n)
 	}
+}
+
+// With start: data, connections that close, reset or say nothing cost no
+// Docker call: the daemon's own event log shows no container created for
+// them; a client that speaks is served.
+func TestStartDataCreatesNothingForSilence(t *testing.T) {
+	h := start(t, svc("lazy", `[]`, "start: data", "timeouts: {first_byte: 300ms}"))
+	since := time.Now()
+	for i := range 20 {
+		c := h.dial("lazy")
+		switch i % 3 {
+		case 0:
+			c.Close()
+		case 1:
+			c.SetLinger(0)
+			c.Close()
+		default:
+			expectClosed(t, c) // says nothing: closed after first_byte
+		}
+	}
+	h.waitLog("session end", "outcome=silent")
+	if n := createdSince(t, h, since); n != 0 {
+		t.Fatalf("%d containers created for clients that sent nothing; want 0", n)
+	}
+	c := h.dial("lazy")
+	fmt.Fprintln(c, "hello")
+	if got := readLine(t, c, bufio.NewReader(c)); got != "hello" {
+		t.Fatalf("got %q", got)
+	}
+	if n := createdSince(t, h, since); n != 1 {
+		t.Fatalf("%d containers created; want 1, for the client that spoke", n)
+	}
+}
+
+// createdSince counts the node's containers the daemon says it created
+// since t0, from its event log.
+func createdSince(t *testing.T, h *harness, t0 time.Time) int {
+	t.Helper()
+	out, err := exec.Command("docker", "events", "--since", t0.Format(time.RFC3339Nano), "--until", time.Now().Format(time.RFC3339Nano),
+		"--filter", "event=create", "--filter", "label=ganger.owner="+h.node, "--format", "{{.ID}}").Output()
+	if err != nil {
+		t.Fatalf("docker events: %v", err)
+	}
+	return len(strings.Fields(string(out)))
 }

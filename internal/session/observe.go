@@ -107,7 +107,7 @@ func (s *Service) Stats() view.Stats {
 		st.TTFBp50 = samples[(len(samples)-1)*50/100].Seconds()
 		st.TTFBp99 = samples[(len(samples)-1)*99/100].Seconds()
 	}
-	st.Queued = s.fleet.Sched().Queued(s.name)
+	st.Queued = s.env.Fleet.Sched().Queued(s.name)
 	st.PoolReady, st.PoolTarget = s.supply.ready()
 	return st
 }
@@ -116,7 +116,7 @@ func (s *Service) begin(ss *session) {
 	s.book.mu.Lock()
 	s.book.active[ss.id] = ss
 	s.book.mu.Unlock()
-	s.metrics.SessionsStarted.WithLabelValues(s.name).Inc()
+	s.env.Fleet.Metrics().SessionsStarted.WithLabelValues(s.name).Inc()
 }
 
 // finish records a session that ended.
@@ -143,7 +143,7 @@ func (s *Service) finish(ss *session) {
 	}
 	b.mu.Unlock()
 	s.env.Recent.add(info)
-	m := s.metrics
+	m := s.env.Fleet.Metrics()
 	m.SessionsEnded.WithLabelValues(s.name, string(ss.outcome)).Inc()
 	m.SessionDuration.WithLabelValues(s.name).Observe(time.Since(ss.begin).Seconds())
 	m.Bytes.WithLabelValues(s.name, "in").Add(float64(ss.in))

@@ -21,7 +21,6 @@ import (
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/fleet"
-	"github.com/ganger-dev/ganger/internal/metrics"
 	"github.com/ganger-dev/ganger/internal/sched"
 )
 
@@ -39,14 +38,12 @@ var errShutdown = ganger.Fail(ganger.Shutdown, errors.New("ganger is shutting do
 // each. Create it with New; run it with Serve (or hand it connections with
 // HandleConn); change it with Update; stop it with Shutdown.
 type Service struct {
-	name    string
-	env     Env
-	fleet   *fleet.Fleet
-	metrics *metrics.Metrics
-	log     *slog.Logger
-	conf    atomic.Pointer[conf]
-	supply  supply
-	book    *book
+	name   string
+	env    Env
+	log    *slog.Logger
+	conf   atomic.Pointer[conf]
+	supply supply
+	book   *book
 
 	ctx     context.Context // cancelled (errShutdown) to force every session to end
 	cancel  context.CancelCauseFunc
@@ -75,15 +72,13 @@ func New(cfg config.Service, env Env, log *slog.Logger) *Service {
 	s := &Service{
 		name:    cfg.Name,
 		env:     env,
-		fleet:   env.Fleet,
-		metrics: env.Fleet.Metrics(),
 		log:     log.With("service", cfg.Name),
 		ctx:     ctx,
 		cancel:  cancel,
 		closing: make(chan struct{}),
 		book:    newBook(),
 	}
-	s.fleet.Sched().AddService(cfg.Name, schedLimits(cfg))
+	s.env.Fleet.Sched().AddService(cfg.Name, schedLimits(cfg))
 	s.conf.Store(newConf(cfg, env.Fleet.Node(), 1))
 	s.supply = newSupply(s)
 	return s
@@ -120,11 +115,11 @@ func (s *Service) Config() config.Service { return s.conf.Load().cfg }
 // are replaced. The listener is not touched.
 func (s *Service) Update(cfg config.Service) {
 	old := s.conf.Load()
-	cf := newConf(cfg, s.fleet.Node(), old.gen+1)
+	cf := newConf(cfg, s.env.Fleet.Node(), old.gen+1)
 	if old.cfg.PerIP == cfg.PerIP && old.cfg.PerIPRate == cfg.PerIPRate {
 		cf.ips = old.ips // the same limits: live per-address counts carry over
 	}
-	s.fleet.Sched().UpdateService(s.name, schedLimits(cfg))
+	s.env.Fleet.Sched().UpdateService(s.name, schedLimits(cfg))
 	s.conf.Store(cf)
 	s.supply.refresh()
 }

@@ -750,18 +750,9 @@ func TestClientGoneAtGate(t *testing.T) {
 	}
 	free()
 	roundTrip(t, first, "first")
-	waitRemovals(t, r.f)
+	fleettest.WaitRemovals(t, r.f)
 	if n := fake.Calls("Create"); n != 1 {
 		t.Fatalf("creates %d; want 1: the clients that left cost none", n)
-	}
-}
-
-func waitRemovals(t *testing.T, f *fleet.Fleet) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), bound)
-	defer cancel()
-	if err := f.WaitRemovals(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
 

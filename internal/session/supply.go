@@ -49,7 +49,7 @@ type container struct {
 // gone ending (the client leaving) abandons it.
 func (s *Service) launch(gone context.Context, cf *conf, id string, log *slog.Logger) (*container, error) {
 	r := cf.cfg.Ready
-	fc, err := s.fleet.Launch(gone, fleet.Request{
+	fc, err := s.env.Fleet.Launch(gone, fleet.Request{
 		Service:      s.name,
 		Spec:         s.sessionSpec(cf, id),
 		QueueTimeout: cf.cfg.Queue.Timeout.D(),

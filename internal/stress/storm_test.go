@@ -126,27 +126,16 @@ func storm(addr string, seed uint64) stormStats {
 	for i, k := range kinds {
 		time.Sleep(time.Until(begin.Add(stormSpread * time.Duration(i) / time.Duration(len(kinds)))))
 		switch k {
-		case 'c':
+		case 'c', 'r':
+			wait := time.Duration(0)
+			if k == 'r' {
+				wait = resetAfter[i]
+			}
 			wg.Go(func() {
 				defer stormEnded()
-				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-				if err != nil {
+				if !stormClient(addr, wait, k == 'r') {
 					dialErrs.Add(1)
-					return
 				}
-				c.Close()
-			})
-		case 'r':
-			wg.Go(func() {
-				defer stormEnded()
-				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-				if err != nil {
-					dialErrs.Add(1)
-					return
-				}
-				time.Sleep(resetAfter[i])
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
 			})
 		case 'g':
 			id := good
@@ -324,15 +313,17 @@ func TestStormWithCapAndQueue(t *testing.T) {
 	stormTest(t, "    max_containers: 5\n    queue: {max: 1000, timeout: 60s}\n")
 }
 
-// stormClient connects and, after wait, closes (with reset, an RST).
-func stormClient(addr string, wait time.Duration, reset bool) {
+// stormClient connects and, after wait, closes (with reset, an RST). It
+// reports whether it could connect.
+func stormClient(addr string, wait time.Duration, reset bool) bool {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
-		return
+		return false
 	}
 	time.Sleep(wait)
 	if reset {
 		c.(*net.TCPConn).SetLinger(0)
 	}
 	c.Close()
+	return true
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/fleet"
@@ -468,4 +469,15 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// WaitRemovals waits, at most a minute, until every removal the fleet has
+// begun is over, failing t otherwise.
+func WaitRemovals(t testing.TB, f *fleet.Fleet) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := f.WaitRemovals(ctx); err != nil {
+		t.Fatalf("removals not over: %v", err)
+	}
 }
