@@ -69,20 +69,20 @@ func (ss *session) admit() bool {
 		ss.addr, ss.early = addr, rest
 		if err != nil {
 			ss.log.Info("session start", "client", ss.addr.String(), "peer", ss.client.RemoteAddr().String())
-			ss.setEnd(err)
+			ss.setOutcome(err)
 			return false
 		}
 	}
 	ss.log.Info("session start", "client", ss.addr.String())
 	if err := ss.cf.ips.admit(ss.addr.Addr().Unmap()); err != nil {
-		ss.setEnd(err)
+		ss.setOutcome(err)
 		return false
 	}
 	return true
 }
 
-// setEnd records how the session ended: the outcome err carries.
-func (ss *session) setEnd(err error) {
+// setOutcome records how the session ended: the outcome err carries.
+func (ss *session) setOutcome(err error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	ss.outcome, ss.err = ganger.OutcomeOf(err, ganger.StartFailed), err
@@ -161,7 +161,7 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 	if len(early) > 0 {
 		if _, err := upstream.Write(early); err != nil {
 			upstream.Close()
-			ss.setEnd(ganger.Fail(ganger.Reset, fmt.Errorf("deliver early bytes: %w", err)))
+			ss.setOutcome(ganger.Fail(ganger.Reset, fmt.Errorf("deliver early bytes: %w", err)))
 			return
 		}
 		in = int64(len(early))
@@ -190,7 +190,7 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 // client at once, and tells a client refused for want of room, if the
 // service says what to tell it.
 func (ss *session) fail(err error) {
-	ss.setEnd(err)
+	ss.setOutcome(err)
 	if msg := ss.cf.cfg.Queue.RejectMessage; msg != "" && (ss.outcome == ganger.QueueFull || ss.outcome == ganger.QueueTimeout) {
 		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(ss.client, msg+"\n")
