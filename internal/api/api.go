@@ -73,6 +73,7 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"ms":    func(s float64) string { return formatMS(s) },
 	"dur":   func(s float64) string { return (time.Duration(s * float64(time.Second))).Round(time.Second).String() },
 	"bytes": formatBytes,
+	"add":   func(a, b int64) int64 { return a + b },
 	"ago":   func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
 }).ParseFS(files, "status.html"))
 

@@ -175,10 +175,13 @@ type Service struct {
 	// Mode is "per-connection" (default: each session has a container to
 	// itself) or "shared" (concurrent sessions share containers).
 	Mode ganger.Mode `yaml:"mode"`
-	// Start is when a session's container is made: "connect" (default: at
-	// once, for protocols where the server speaks first) or "data" (when
-	// the client sends its first byte: a connection that says nothing costs
-	// no container; for protocols where the client speaks first).
+	// Start is when a session's container is placed, taken from the pool
+	// or started: "connect" (default: at once, for protocols where the
+	// server speaks first: SSH, SMTP, FTP, MySQL, a shell) or "data" (once
+	// the client sends its first byte, within ready.first_byte: a
+	// connection that closes, resets or says nothing costs no Docker call
+	// at all; for protocols where the client speaks first: HTTP, Redis,
+	// PostgreSQL, most RPC).
 	Start string `yaml:"start"`
 	// Pool keeps ready containers ahead of demand (per-connection mode).
 	Pool Pool `yaml:"pool"`
@@ -216,13 +219,24 @@ type Service struct {
 }
 
 // Pool is a service's warm pool: containers started and answering before
-// any client asks. Pool containers count against every capacity limit.
+// any client asks. Pool containers count against every capacity limit,
+// but the pool only takes room no client waits for, and gives idle
+// containers back when a client of any service waits for room.
 type Pool struct {
 	// Min is how many ready, idle containers are kept. Default 0.
 	Min int `yaml:"min"`
 	// Max is the most idle containers kept, counting those given back for
 	// reuse. Default: Min, or 1 if Min is 0 and reuse is more than 1.
 	Max int `yaml:"max"`
+	// Adaptive sizes the pool between Min and Max by demand: enough ready
+	// containers to cover the sessions expected while one container
+	// starts (both measured as it runs), plus headroom for bursts; the
+	// size holds for a minute after demand drops, then shrinks to Min.
+	Adaptive bool `yaml:"adaptive"`
+	// MaxAge replaces a pooled container older than this, so that an
+	// image re-tagged on the daemon reaches the pool without a reload.
+	// Default 0: no age limit.
+	MaxAge Duration `yaml:"max_age"`
 }
 
 // Shared configures shared mode: concurrent sessions share containers.
@@ -266,6 +280,11 @@ type Ready struct {
 	Backoff Duration `yaml:"backoff"`
 	// BackoffMax caps the wait between connect attempts. Default 200ms.
 	BackoffMax Duration `yaml:"backoff_max"`
+	// FirstByte is, with start: data, how long a client may stay silent
+	// after it connects; one that sends nothing this long, or leaves
+	// first, is closed having cost no container and no Docker call. Must
+	// be more than 0 with start: data. Default 10s.
+	FirstByte Duration `yaml:"first_byte"`
 }
 
 // Timeouts bound a session.
@@ -274,10 +293,11 @@ type Timeouts struct {
 	// Default 5m; 0 disables.
 	Idle Duration `yaml:"idle"`
 	// FirstByte ends a session whose client has sent nothing this long
-	// after its container was ready (with start: data, this long after it
-	// connected, and no container is made). A silent connection thus holds
-	// a container briefly, not for the whole idle timeout. Default 30s; 0
-	// disables (for protocols where clients may only listen).
+	// after its container was ready (start: connect; with start: data the
+	// client has spoken before there is a container: see
+	// ready.first_byte). A silent connection thus holds a container
+	// briefly, not for the whole idle timeout. Default 30s; 0 disables
+	// (for protocols where clients may only listen).
 	FirstByte Duration `yaml:"first_byte"`
 	// Session is the longest a session may last. Default 1h; 0 disables.
 	Session Duration `yaml:"session"`
@@ -336,6 +356,7 @@ const (
 	DefaultBackoffMax    = 200 * time.Millisecond
 	DefaultIdle          = 5 * time.Minute
 	DefaultFirstByte     = 30 * time.Second
+	DefaultReadyFirst    = 10 * time.Second
 	DefaultSession       = time.Hour
 	DefaultDrain         = 30 * time.Second
 	DefaultMemory        = 256 << 20

@@ -43,6 +43,7 @@ func DefaultService() Service {
 			Timeout:    Duration(DefaultReadyTimeout),
 			Backoff:    Duration(DefaultReadyBackoff),
 			BackoffMax: Duration(DefaultBackoffMax),
+			FirstByte:  Duration(DefaultReadyFirst),
 		},
 		Timeouts: Timeouts{
 			Idle:      Duration(DefaultIdle),

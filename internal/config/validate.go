@@ -207,8 +207,8 @@ func (v *validator) service(p string, s Service) {
 	}
 	if !oneOf(s.Start, "connect", "data") {
 		v.fail(p+".start", "want connect or data, got %q", s.Start)
-	} else if s.Start == "data" && s.Timeouts.FirstByte == 0 {
-		v.fail(p+".timeouts.first_byte", "start: data needs a first_byte timeout: a silent client would otherwise wait forever")
+	} else if s.Start == "data" && s.Ready.FirstByte <= 0 {
+		v.fail(p+".ready.first_byte", "start: data needs a first_byte wait over 0: a silent client would otherwise be held forever")
 	}
 	if !oneOf(s.Egress, "allow", "none") {
 		v.fail(p+".egress", "want allow or none, got %q", s.Egress)
@@ -232,8 +232,15 @@ func (v *validator) modes(p string, s Service) {
 		v.fail(p+".pool", "min and max cannot be negative")
 	} else if s.Pool.Max < s.Pool.Min {
 		v.fail(p+".pool.max", "must be at least pool.min (%d)", s.Pool.Min)
+	} else if s.Pool.Adaptive && s.Pool.Max <= s.Pool.Min {
+		v.fail(p+".pool.max", "adaptive needs room to adapt: max (%d) must be more than min (%d)", s.Pool.Max, s.Pool.Min)
 	}
-	if s.Mode == ganger.Shared && (s.Pool.Min > 0 || s.Reuse > 1) {
+	if s.Pool.MaxAge < 0 {
+		v.fail(p+".pool.max_age", "must not be negative")
+	} else if s.Pool.MaxAge > 0 && s.Pool.MaxAge.D() < time.Second {
+		v.fail(p+".pool.max_age", "want at least 1s (0 = no limit), got %s", s.Pool.MaxAge.D())
+	}
+	if s.Mode == ganger.Shared && (s.Pool.Min > 0 || s.Pool.Max > 0 || s.Pool.Adaptive || s.Reuse > 1) {
 		v.fail(p+".mode", "pool and reuse apply to per-connection mode; shared mode uses shared.replicas")
 	}
 	if s.Shared.Replicas < 1 {
@@ -318,6 +325,9 @@ func (v *validator) ready(p string, r Ready) {
 	}
 	if r.BackoffMax < r.Backoff {
 		v.fail(p+".backoff_max", "must be at least backoff (%s)", r.Backoff.D())
+	}
+	if r.FirstByte < 0 {
+		v.fail(p+".first_byte", "must not be negative")
 	}
 }
 

@@ -24,6 +24,8 @@ type Metrics struct {
 	QueueWait       *prometheus.HistogramVec // service
 	Bytes           *prometheus.CounterVec   // service, direction (in: client to container)
 	Refusals        *prometheus.CounterVec   // service, reason
+	PoolHits        *prometheus.CounterVec   // service
+	PoolMisses      *prometheus.CounterVec   // service
 }
 
 // New returns the metrics, registered on a fresh registry with the Go and
@@ -59,9 +61,15 @@ func New() *Metrics {
 		Refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ganger_refusals_total", Help: "Clients refused, by reason.",
 		}, []string{"service", "reason"}),
+		PoolHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ganger_pool_hits_total", Help: "Sessions of a service with a pool served at once by a ready container.",
+		}, []string{"service"}),
+		PoolMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ganger_pool_misses_total", Help: "Sessions of a service with a pool that found none ready and waited for a start.",
+		}, []string{"service"}),
 	}
 	m.Registry.MustRegister(m.SessionsStarted, m.SessionsEnded, m.SessionDuration, m.FirstByte,
-		m.ContainerStart, m.QueueWait, m.Bytes, m.Refusals,
+		m.ContainerStart, m.QueueWait, m.Bytes, m.Refusals, m.PoolHits, m.PoolMisses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

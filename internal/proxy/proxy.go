@@ -37,6 +37,9 @@ type Options struct {
 	// Check is how often idleness is checked. If zero, Idle/10 clamped to
 	// [20ms, 5s].
 	Check time.Duration
+	// Replied, if set, is called once, when the first bytes from upstream
+	// have been written to the client (or the pipe ends without any).
+	Replied func()
 }
 
 // Stats is what a pipe moved and how it ended.
@@ -50,7 +53,7 @@ type Stats struct {
 // Pipe copies between client and upstream until both directions are done
 // or a limit is hit, then closes both connections.
 func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats {
-	p := &pipe{client: client, upstream: upstream}
+	p := &pipe{client: client, upstream: upstream, replied: opt.Replied}
 	p.wg.Add(2)
 	go p.copyUp()
 	go p.copyDown()
@@ -60,6 +63,9 @@ func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats
 	outcome := p.watch(ctx, done, opt)
 	p.closeBoth()
 	<-done
+	if p.replied != nil && p.out == 0 {
+		p.replied()
+	}
 	st := Stats{In: p.in, Out: p.out, Outcome: outcome, Err: p.err}
 	if outcome == Closed && p.err != nil {
 		st.Outcome = Reset
@@ -69,6 +75,7 @@ func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats
 
 type pipe struct {
 	client, upstream *net.TCPConn
+	replied          func() // see Options.Replied; nil once called
 	wg               sync.WaitGroup
 	in, out          int64
 	once             sync.Once
@@ -78,18 +85,18 @@ type pipe struct {
 
 func (p *pipe) copyUp() {
 	defer p.wg.Done()
-	p.in = p.copy(p.upstream, p.client)
+	p.in = p.copy(p.upstream, p.client, nil)
 }
 
 func (p *pipe) copyDown() {
 	defer p.wg.Done()
-	p.out = p.copy(p.client, p.upstream)
+	p.out = p.copy(p.client, p.upstream, p.replied)
 }
 
 // copy moves src to dst. On EOF it half-closes dst; on error it closes both
 // sides, which also ends the other direction.
-func (p *pipe) copy(dst, src *net.TCPConn) int64 {
-	n, err := copyAvail(dst, src)
+func (p *pipe) copy(dst, src *net.TCPConn, first func()) int64 {
+	n, err := copyAvail(dst, src, first)
 	if err == nil {
 		dst.CloseWrite()
 		return n

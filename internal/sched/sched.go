@@ -46,6 +46,8 @@ type Scheduler struct {
 	total    int
 	seq      uint64
 	rr       int // where spread's search for a tie starts
+	starved  map[int]func()
+	nextSub  int
 }
 
 type daemon struct {
@@ -74,7 +76,7 @@ type waiter struct {
 // New returns a scheduler with a cap of maxTotal leases overall (0: none).
 // Daemons start down and with no image: see AddDaemon, SetUp, SetImage.
 func New(maxTotal int) *Scheduler {
-	return &Scheduler{services: map[string]*service{}, maxTotal: maxTotal}
+	return &Scheduler{services: map[string]*service{}, maxTotal: maxTotal, starved: map[int]func(){}}
 }
 
 // AddDaemon registers a daemon that holds at most max of Ganger's containers.
@@ -152,7 +154,16 @@ func (s *Scheduler) Acquire(ctx context.Context, service string) (*Lease, error)
 	s.seq++
 	w := &waiter{seq: s.seq, svc: svc, ch: make(chan *Lease, 1)}
 	svc.queue = append(svc.queue, w)
+	var notify []func()
+	if !svc.atCap() {
+		for _, f := range s.starved {
+			notify = append(notify, f)
+		}
+	}
 	s.mu.Unlock()
+	for _, f := range notify {
+		go f()
+	}
 
 	select {
 	case l := <-w.ch:
@@ -168,6 +179,42 @@ func (s *Scheduler) Acquire(ctx context.Context, service string) (*Lease, error)
 		}
 		return nil, ctx.Err()
 	}
+}
+
+// atCap reports whether the service holds all its own cap allows: then
+// only its own containers ending can make room for it.
+func (svc *service) atCap() bool {
+	return svc.lim.MaxContainers > 0 && svc.used >= svc.lim.MaxContainers
+}
+
+// OnStarved calls f, in a goroutine of its own, whenever a request starts
+// waiting for room that another service's container could give it (it is
+// not at its own service's cap). A warm pool listens: an idle container
+// it gives back becomes a client's room. cancel stops the calls.
+func (s *Scheduler) OnStarved(f func()) (cancel func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextSub++
+	id := s.nextSub
+	s.starved[id] = f
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.starved, id)
+	}
+}
+
+// Starved reports whether any request waits for room that another
+// service's container could give it. A warm pool then takes no room.
+func (s *Scheduler) Starved() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, svc := range s.services {
+		if len(svc.queue) > 0 && !svc.atCap() {
+			return true
+		}
+	}
+	return false
 }
 
 // Queued returns how many requests wait for the service.

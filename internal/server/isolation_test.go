@@ -135,7 +135,7 @@ func TestSilentClientsCannotSquat(t *testing.T) {
 // Docker call: the daemon's own event log shows no container created for
 // them; a client that speaks is served.
 func TestStartDataCreatesNothingForSilence(t *testing.T) {
-	h := start(t, svc("lazy", `[]`, "start: data", "timeouts: {first_byte: 300ms}"))
+	h := start(t, svc("lazy", `[]`, "start: data", "ready: {first_byte: 300ms}"))
 	since := time.Now()
 	for i := range 20 {
 		c := h.dial("lazy")
@@ -146,7 +146,7 @@ func TestStartDataCreatesNothingForSilence(t *testing.T) {
 			c.SetLinger(0)
 			c.Close()
 		default:
-			expectClosed(t, c) // says nothing: closed after first_byte
+			expectClosed(t, c) // says nothing: closed after ready.first_byte
 		}
 	}
 	h.waitLog("session end", "outcome=silent")

@@ -66,6 +66,9 @@ var (
 	descQueue     = prometheus.NewDesc("ganger_queue_length", "Clients waiting for room.", []string{"service"}, nil)
 	descLive      = prometheus.NewDesc("ganger_live_sessions", "Sessions in progress.", []string{"service"}, nil)
 	descPoolReady = prometheus.NewDesc("ganger_pool_ready", "Ready containers waiting in the pool.", []string{"service"}, nil)
+	descPoolTgt   = prometheus.NewDesc("ganger_pool_target", "Ready containers the pool aims to keep now (pool.min, or what measured demand needs if adaptive).", []string{"service"}, nil)
+	descArrivals  = prometheus.NewDesc("ganger_pool_arrival_rate", "Sessions asking a pooled service for a container, per second, over the last few seconds.", []string{"service"}, nil)
+	descStartAvg  = prometheus.NewDesc("ganger_pool_start_seconds", "Average time from asking for a container until it answers, as the adaptive pool measures it.", []string{"service", "daemon"}, nil)
 	descDaemonUp  = prometheus.NewDesc("ganger_daemon_up", "1 if the daemon answers health checks.", []string{"daemon"}, nil)
 	descDaemonCtr = prometheus.NewDesc("ganger_daemon_containers", "This node's containers on the daemon.", []string{"daemon"}, nil)
 	descStarting  = prometheus.NewDesc("ganger_daemon_starts_in_flight", "Container creates and starts in flight on the daemon.", []string{"daemon"}, nil)
@@ -73,7 +76,7 @@ var (
 )
 
 func (g gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descDaemonUp, descDaemonCtr, descStarting, descConns} {
+	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descDaemonUp, descDaemonCtr, descStarting, descConns} {
 		ch <- d
 	}
 }
@@ -83,6 +86,13 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(svc.Queued), svc.Name)
 		ch <- prometheus.MustNewConstMetric(descLive, prometheus.GaugeValue, float64(svc.Live), svc.Name)
 		ch <- prometheus.MustNewConstMetric(descPoolReady, prometheus.GaugeValue, float64(svc.PoolReady), svc.Name)
+		if p := svc.Pool; p != nil {
+			ch <- prometheus.MustNewConstMetric(descPoolTgt, prometheus.GaugeValue, float64(p.Target), svc.Name)
+			ch <- prometheus.MustNewConstMetric(descArrivals, prometheus.GaugeValue, p.ArrivalRate, svc.Name)
+			for d, t := range p.StartSeconds {
+				ch <- prometheus.MustNewConstMetric(descStartAvg, prometheus.GaugeValue, t, svc.Name, d)
+			}
+		}
 	}
 	for _, d := range g.s.Daemons() {
 		up := 0.0

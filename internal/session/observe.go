@@ -108,7 +108,9 @@ func (s *Service) Stats() view.Stats {
 		st.TTFBp99 = samples[(len(samples)-1)*99/100].Seconds()
 	}
 	st.Queued = s.env.Fleet.Sched().Queued(s.name)
-	st.PoolReady, st.PoolTarget = s.supply.ready()
+	if st.Pool = s.supply.view(); st.Pool != nil {
+		st.PoolReady, st.PoolTarget = st.Pool.Ready, st.Pool.Target
+	}
 	return st
 }
 

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
@@ -29,6 +30,9 @@ type Env struct {
 	Fleet  *fleet.Fleet
 	Recent *Recent // the last sessions of every service
 	Conns  *Slots  // caps client connections over every service; nil: no cap
+	// Now is the clock of the pools' demand measurements; nil: time.Now.
+	// Tests set it to drive an adaptive pool without sleeping.
+	Now func() time.Time
 }
 
 // errShutdown ends what is still starting when Ganger stops.
@@ -101,6 +105,13 @@ func schedLimits(cfg config.Service) sched.ServiceLimits {
 		policy = sched.Binpack
 	}
 	return sched.ServiceLimits{Policy: policy, MaxContainers: cfg.MaxContainers, QueueMax: cfg.Queue.Max}
+}
+
+func (s *Service) now() time.Time {
+	if s.env.Now != nil {
+		return s.env.Now()
+	}
+	return time.Now()
 }
 
 // Name is the service's configured name.

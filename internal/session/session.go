@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ var (
 	errKilled    = ganger.Fail(ganger.Killed, errors.New("killed by an operator"))
 	errDied      = ganger.Fail(ganger.Died, errors.New("its container exited"))
 	errFirstByte = ganger.Fail(ganger.Silent, errors.New("the client sent nothing within timeouts.first_byte"))
+	errNoData    = ganger.Fail(ganger.Silent, errors.New("the client sent nothing within ready.first_byte"))
 )
 
 // session is one client connection and its life. Its own goroutine writes
@@ -97,17 +99,33 @@ func (ss *session) run() {
 	ss.mu.Unlock()
 	defer ss.client.Close()
 
-	gone, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	early := startEarly(ss.client, ss.early, stop)
-	if err := ss.awaitData(gone, early); err != nil {
-		early.handOver()
-		ss.fail(err)
-		return
+	spoke := len(ss.early) > 0
+	if ss.cf.cfg.Start == "data" && !spoke {
+		if err := ss.awaitData(ctx); err != nil {
+			ss.fail(err)
+			return
+		}
+		spoke = true
 	}
-	c, upstream, from, err := s.supply.get(gone, ss.cf, ss.id, ss.log)
+	// A hit (a pooled container, a shared one with room) goes straight to
+	// the proxy: nothing stands between the client's bytes and the
+	// container. On a miss, an early reader holds what the client sends
+	// while a container starts, and notices the client leaving.
+	early, halfClosed := ss.early, false
+	c, upstream, from, err := s.supply.hit(ss.cf, ss.log)
+	if err == nil && c == nil {
+		gone, stop := context.WithCancelCause(ctx)
+		r := startEarly(ss.client, ss.early, stop)
+		c, upstream, from, err = s.supply.get(gone, ss.cf, ss.id, ss.log)
+		early, halfClosed = r.handOver()
+		stop(nil)
+		select {
+		case <-r.firstByte():
+			spoke = true
+		default:
+		}
+	}
 	if err != nil {
-		early.handOver()
 		ss.fail(err)
 		return
 	}
@@ -118,40 +136,38 @@ func (ss *session) run() {
 	// reported dead (say, once its daemon answers again after a restart);
 	// never because its daemon is slow to answer pings.
 	unwatch := context.AfterFunc(c.Life(), func() { cancel(errDied) })
-	if d := ss.cf.cfg.Timeouts.FirstByte.D(); d > 0 {
+	if d := ss.cf.cfg.Timeouts.FirstByte.D(); d > 0 && !spoke {
 		silent := time.AfterFunc(d, func() {
 			if in, _ := proxy.Counts(ss.client); in == 0 {
 				cancel(errFirstByte)
 			}
 		})
 		defer silent.Stop()
-		select {
-		case <-early.firstByte():
-			silent.Stop()
-		default:
-		}
 	}
-	buf, halfClosed := early.handOver()
-	ss.proxy(ctx, upstream, buf, halfClosed)
+	ss.proxy(ctx, upstream, early, halfClosed)
 	unwatch()
 	s.supply.put(c, ss.outcome.Reusable(), ss.log)
 }
 
 // awaitData holds a start: data session until the client sends its first
-// byte, for at most timeouts.first_byte; no container is made meanwhile.
-func (ss *session) awaitData(gone context.Context, early *earlyReader) error {
-	if ss.cf.cfg.Start != "data" {
+// byte, for at most ready.first_byte, reading nothing: no container is
+// made, no Docker call is made, and no goroutine but the session's waits.
+func (ss *session) awaitData(ctx context.Context) error {
+	c := ss.client
+	c.SetReadDeadline(time.Now().Add(ss.cf.cfg.Ready.FirstByte.D()))
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+	err := proxy.AwaitData(c)
+	stop()
+	c.SetReadDeadline(time.Time{})
+	switch {
+	case err == nil:
 		return nil
-	}
-	t := time.NewTimer(ss.cf.cfg.Timeouts.FirstByte.D())
-	defer t.Stop()
-	select {
-	case <-early.firstByte():
-		return nil
-	case <-gone.Done():
-		return context.Cause(gone)
-	case <-t.C:
-		return errFirstByte
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errNoData
+	default: // EOF or a reset
+		return errClientGone
 	}
 }
 
@@ -170,7 +186,7 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 		upstream.CloseWrite()
 	}
 	t := ss.cf.cfg.Timeouts
-	opt := proxy.Options{Idle: t.Idle.D()}
+	opt := proxy.Options{Idle: t.Idle.D(), Replied: ss.svc.supply.replied}
 	if t.Session > 0 {
 		opt.Max = max(t.Session.D()-time.Since(ss.begin), time.Millisecond)
 	}

@@ -835,13 +835,15 @@ func TestFailoverKeepsReadyBudget(t *testing.T) {
 
 // A client that connects and says nothing holds its container for
 // timeouts.first_byte, not the whole idle timeout; with start: data it
-// costs no container at all, and one that speaks is served.
+// is closed after ready.first_byte having cost no Docker call at all, and
+// one that speaks is served.
 func TestSilentClients(t *testing.T) {
 	t.Parallel()
 	quick := func(start string) func(*config.Service) {
 		return func(c *config.Service) {
 			c.Start = start
 			c.Timeouts.FirstByte = config.Duration(300 * time.Millisecond)
+			c.Ready.FirstByte = config.Duration(300 * time.Millisecond)
 		}
 	}
 	t.Run("connect", func(t *testing.T) {
@@ -863,12 +865,27 @@ func TestSilentClients(t *testing.T) {
 	t.Run("data", func(t *testing.T) {
 		fake := fleettest.New(t, "img")
 		r := serve(t, newFleet(t, 0, fake), service(quick("data")))
+		calls := []string{"Create", "Start", "Remove", "EnsureNetwork", "Logs", "EnsureImage"}
+		before := map[string]int{}
+		for _, call := range calls {
+			before[call] = fake.Calls(call)
+		}
 		c := dial(t, r.addr)
 		if err := closedByPeer(c); err != nil {
 			t.Fatal(err)
 		}
-		if got := r.ended(t, c).Outcome; got != string(ganger.Silent) || fake.Calls("Create") != 0 {
-			t.Fatalf("outcome %q, creates %d; want silent and none", got, fake.Calls("Create"))
+		if got := r.ended(t, c).Outcome; got != string(ganger.Silent) {
+			t.Fatalf("outcome %q; want silent", got)
+		}
+		gone := dial(t, r.addr) // connects and leaves at once
+		gone.Close()
+		if got := r.ended(t, gone).Outcome; got != string(ganger.ClientGone) {
+			t.Fatalf("outcome %q; want %s", got, ganger.ClientGone)
+		}
+		for _, call := range calls {
+			if n := fake.Calls(call) - before[call]; n != 0 {
+				t.Fatalf("%d %s calls for clients that sent nothing; want none", n, call)
+			}
 		}
 		talker := dial(t, r.addr)
 		roundTrip(t, talker, "hi")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/fleet"
+	"github.com/ganger-dev/ganger/internal/view"
 )
 
 // shared is the supply of shared mode: concurrent sessions share up to
@@ -46,6 +47,8 @@ func newShared(s *Service) *shared {
 
 func (p *shared) perSession() bool { return false }
 func (p *shared) start()           {}
+func (p *shared) replied()         {}
+func (p *shared) view() *view.Pool { return nil }
 
 func (p *shared) get(gone context.Context, cf *conf, session string, log *slog.Logger) (*container, *net.TCPConn, string, error) {
 	ctx, cancel := context.WithTimeoutCause(gone, max(cf.cfg.Queue.Timeout.D(), time.Nanosecond), errSharedWait)
@@ -83,6 +86,25 @@ func (p *shared) get(gone context.Context, cf *conf, session string, log *slog.L
 	}
 }
 
+// hit takes a ready shared container with room, if there is one.
+func (p *shared) hit(cf *conf, log *slog.Logger) (*container, *net.TCPConn, string, error) {
+	sc := p.pickReady(cf)
+	if sc == nil {
+		return nil, nil, "", nil
+	}
+	conn, err := sc.c.Dial()
+	if err == nil {
+		return sc.c, conn, "shared", nil
+	}
+	p.release(sc)
+	if fleet.OutOfFiles(err) {
+		return nil, nil, "", ganger.Fail(ganger.NoFiles, err)
+	}
+	log.Warn("shared container does not answer; destroying it", "container", shortID(sc.c.ID()), "err", err)
+	p.retire(sc)
+	return nil, nil, "", nil
+}
+
 var errSharedWait = ganger.Fail(ganger.QueueTimeout, errors.New("no shared container with room within the queue timeout"))
 
 // pick counts the session on a container of generation cf with room:
@@ -115,19 +137,46 @@ func (p *shared) pick(cf *conf) (*sharedC, <-chan struct{}) {
 	if best == nil {
 		return nil, p.changed
 	}
-	best.conns++
-	if best.idle != nil {
-		best.idle.Stop()
-		best.idle = nil
-	}
+	p.count(best)
 	return best, nil
+}
+
+// count adds a session to sc. The caller holds p.mu.
+func (p *shared) count(sc *sharedC) {
+	sc.conns++
+	if sc.idle != nil {
+		sc.idle.Stop()
+		sc.idle = nil
+	}
+}
+
+// pickReady counts the session on the least loaded container of
+// generation cf that is ready and has room, or returns nil.
+func (p *shared) pickReady(cf *conf) *sharedC {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	limit := cf.cfg.Shared.MaxSessionsPerContainer
+	var best *sharedC
+	for _, sc := range p.cs {
+		if sc.conf.gen != cf.gen || sc.c == nil || (limit > 0 && sc.conns >= limit) {
+			continue
+		}
+		if best == nil || sc.conns < best.conns {
+			best = sc
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	p.count(best)
+	return best
 }
 
 // boot starts a shared container for everyone waiting on it. It does not
 // depend on the client that asked first: that one may leave.
 func (p *shared) boot(sc *sharedC) {
 	log := p.s.log.With("shared", true)
-	c, err := p.s.launch(p.s.ctx, sc.conf, newID(), log)
+	c, err := p.s.launch(p.s.ctx, sc.conf, newID(), sc.conf.cfg.Queue.Timeout.D(), log)
 	p.mu.Lock()
 	sc.c, sc.err = c, err
 	unused := false

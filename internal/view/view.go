@@ -30,9 +30,31 @@ type Stats struct {
 	Queued     int              `json:"queued"`
 	PoolReady  int              `json:"pool_ready"`
 	PoolTarget int              `json:"pool_target"`
-	Failures   map[string]int64 `json:"failures"` // by outcome
+	Pool       *Pool            `json:"pool,omitempty"` // per-connection services with a pool
+	Failures   map[string]int64 `json:"failures"`       // by outcome
 	TTFBp50    float64          `json:"ttfb_p50_seconds"`
 	TTFBp99    float64          `json:"ttfb_p99_seconds"`
+}
+
+// Pool is what an operator sees of a service's warm pool.
+type Pool struct {
+	Min      int  `json:"min"`
+	Max      int  `json:"max"`
+	Adaptive bool `json:"adaptive"`
+	// Target is how many containers the pool keeps ready now: min, or
+	// with adaptive, what the measured demand needs.
+	Target   int `json:"target"`
+	Ready    int `json:"ready"`
+	Starting int `json:"starting"`
+	// ArrivalRate is the sessions asking for a container per second, over
+	// the last few seconds.
+	ArrivalRate float64 `json:"arrivals_per_second"`
+	// StartSeconds is the average time from asking for a container until
+	// it answers, by daemon (the latest starts weigh most).
+	StartSeconds map[string]float64 `json:"start_seconds"`
+	Hits         int64              `json:"hits"`   // sessions served from the pool at once
+	Misses       int64              `json:"misses"` // sessions that waited for a start
+	MaxAge       float64            `json:"max_age_seconds,omitempty"`
 }
 
 // Service is one service as an operator sees it.
