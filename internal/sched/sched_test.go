@@ -250,3 +250,50 @@ func TestDrainedDaemonTakesNothingNew(t *testing.T) {
 		t.Fatalf("undrained daemon not used: got %s", l.Daemon())
 	}
 }
+
+// A request that waits for room another service's container could give
+// is starvation: listeners hear of it and Starved says so. One waiting at
+// its own service's cap is not: no other container's end helps it.
+func TestStarved(t *testing.T) {
+	s := cluster(1, 2, ServiceLimits{QueueMax: 10})
+	s.AddService("capped", ServiceLimits{QueueMax: 10, MaxContainers: 1})
+	s.SetImage("d0", "capped", true)
+	heard := make(chan struct{}, 10)
+	cancel := s.OnStarved(func() { heard <- struct{}{} })
+	defer cancel()
+
+	held := acquire(t, s, "capped")
+	ctx, stop := context.WithCancel(context.Background())
+	capped := make(chan error, 1)
+	go func() { _, err := s.Acquire(ctx, "capped"); capped <- err }() // waits at its own cap
+	for s.Queued("capped") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if s.Starved() {
+		t.Fatal("starved with only a request at its own cap waiting")
+	}
+	other := acquire(t, s, "s") // the daemon is now full
+	got := make(chan *Lease, 1)
+	go func() { l, _ := s.Acquire(context.Background(), "s"); got <- l }()
+	select {
+	case <-heard:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no starvation heard")
+	}
+	if !s.Starved() {
+		t.Fatal("not starved with a request waiting for room")
+	}
+	other.Release() // what a pool giving a container back does
+	if l := <-got; l == nil {
+		t.Fatal("no lease after room was given back")
+	}
+	if s.Starved() {
+		t.Fatal("still starved once served")
+	}
+	stop()
+	<-capped
+	held.Release()
+	if len(heard) != 0 {
+		t.Fatalf("%d more starvations heard; want one", len(heard))
+	}
+}

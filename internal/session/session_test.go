@@ -83,8 +83,15 @@ type rig struct {
 // serve serves cfg on 127.0.0.1:0 until the test ends.
 func serve(t *testing.T, f *fleet.Fleet, cfg config.Service) *rig {
 	t.Helper()
-	r := &rig{f: f, recent: NewRecent(50)}
-	r.svc = New(cfg, Env{Fleet: f, Recent: r.recent}, testLog())
+	return serveEnv(t, cfg, Env{Fleet: f})
+}
+
+// serveEnv serves cfg with env (Recent is set here).
+func serveEnv(t *testing.T, cfg config.Service, env Env) *rig {
+	t.Helper()
+	r := &rig{f: env.Fleet, recent: NewRecent(50)}
+	env.Recent = r.recent
+	r.svc = New(cfg, env, testLog())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func (z *sizer) started(daemon string, took time.Duration, now time.Time) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	st, ok := z.starts[daemon]
-	if ok {
+	if ok && now.Sub(st.last) <= startStale {
 		st.avg = time.Duration(startDecay*float64(took) + (1-startDecay)*float64(st.avg))
 	} else {
 		st.avg = took

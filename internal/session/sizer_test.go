@@ -1,0 +1,207 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/fleet"
+	"github.com/ganger-dev/ganger/internal/fleet/fleettest"
+)
+
+// clock is a test clock that moves only when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Unix(1_000_000_000, 0)} }
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// The target covers the arrivals expected during one start, with
+// headroom; it holds through the quiet period, then falls back to min;
+// max caps it; the slowest daemon's start time counts.
+func TestSizer(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_000_000_000, 0)
+	z := newSizer()
+	if got := z.target(t0, 1, 10); got != 1 {
+		t.Fatalf("no demand: target %d; want min 1", got)
+	}
+	z.started("d0", 480*time.Millisecond, t0)
+	for i := range 20 { // a burst: 20 sessions within a second
+		z.arrive(t0.Add(time.Duration(i) * 50 * time.Millisecond))
+	}
+	now := t0.Add(time.Second)
+	// λ = 20 per 5s window = 4/s; T = 480ms + 20ms hold = 0.5s; λT = 2,
+	// plus 3√2 = 6.24: 7.
+	if got := z.target(now, 1, 10); got != 7 {
+		t.Fatalf("after a burst: target %d; want 7", got)
+	}
+	if got := z.target(now, 1, 5); got != 5 {
+		t.Fatalf("target %d over max 5", got)
+	}
+	if got := z.target(now.Add(quietPeriod/2), 1, 10); got != 7 {
+		t.Fatalf("half a quiet period later: target %d; want the peak, 7, held", got)
+	}
+	if got := z.target(now.Add(quietPeriod+rateWindow+time.Second), 1, 10); got != 1 {
+		t.Fatalf("after a quiet period: target %d; want min 1", got)
+	}
+	if got := z.demand(now.Add(quietPeriod + rateWindow)).Rate; got != 0 {
+		t.Fatalf("rate %g after a quiet period; want 0", got)
+	}
+
+	// Steady arrivals: one every 100ms for 30s (10/s).
+	later := now.Add(10 * time.Minute)
+	z.started("d0", 180*time.Millisecond, later) // stale d0 forgotten: this is its first sample again
+	for i := range 300 {
+		z.arrive(later.Add(time.Duration(i) * 100 * time.Millisecond))
+	}
+	end := later.Add(30 * time.Second)
+	// λ = 10/s, T = 0.2s: λT = 2 → 7 again.
+	if got := z.target(end, 0, 20); got != 7 {
+		t.Fatalf("10/s with 200ms starts: target %d; want 7", got)
+	}
+	// A slower daemon: T = 0.98 + 0.02 = 1s, λT = 10, + 3√10 = 19.5: 20.
+	z.started("d1", 980*time.Millisecond, end)
+	if got := z.target(end, 0, 30); got != 20 {
+		t.Fatalf("with a 1s daemon: target %d; want 20", got)
+	}
+	if d := z.demand(end); d.Rate != 10 || len(d.Starts) != 2 {
+		t.Fatalf("demand %+v; want 10/s over two daemons", d)
+	}
+}
+
+// More arrivals than the ring holds still give the right rate.
+func TestSizerFastArrivals(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_000_000_000, 0)
+	z := newSizer()
+	for i := range 2000 { // 1000/s for 2s
+		z.arrive(t0.Add(time.Duration(i) * time.Millisecond))
+	}
+	got := z.demand(t0.Add(2 * time.Second)).Rate
+	if got < 900 || got > 1100 {
+		t.Fatalf("rate %g; want about 1000/s", got)
+	}
+}
+
+// An adaptive pool on the fake backend, driven by an injected clock: a
+// burst grows the pool from min to max (never past it), a quiet period
+// shrinks it back to min, and sessions are served throughout.
+func TestAdaptivePool(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	fake := fleettest.New(t, "img")
+	fake.CreateHook = func(context.Context, ganger.Spec) error {
+		clk.add(400 * time.Millisecond) // a start takes 400ms of the test's time
+		return nil
+	}
+	f := newFleet(t, 0, fake)
+	r := serveEnv(t, service(func(c *config.Service) {
+		c.Pool = config.Pool{Min: 1, Max: 3, Adaptive: true}
+	}), Env{Fleet: f, Now: clk.now})
+	waitPool(t, r, fake, 1, 0)
+	p := r.svc.supply.(*pool)
+
+	var over sync.Once
+	most := func() { // the pool never holds more than max
+		if n := r.svc.Stats().PoolReady; n > 3 {
+			over.Do(func() { t.Errorf("%d containers in a pool of max 3", n) })
+		}
+	}
+	var conns []net.Conn
+	for i := range 8 { // a burst
+		c := dial(t, r.addr)
+		roundTrip(t, c, fmt.Sprint("burst ", i))
+		conns = append(conns, c)
+		most()
+	}
+	st := r.svc.Stats()
+	if st.Pool.Hits+st.Pool.Misses != 8 || st.Pool.Hits == 0 {
+		t.Fatalf("hits %d, misses %d; want 8 sessions, some from the pool", st.Pool.Hits, st.Pool.Misses)
+	}
+	eventually(t, "pool did not grow to max 3", func() bool {
+		most()
+		st := r.svc.Stats()
+		return st.PoolTarget == 3 && st.PoolReady == 3 && fake.Live() == 8+3
+	})
+	if st := r.svc.Stats(); st.Pool.ArrivalRate <= 0 || st.Pool.StartSeconds["d0"] < 0.4 {
+		t.Fatalf("pool view %+v; want the arrivals and a start of at least 400ms measured", *st.Pool)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	eventually(t, "sessions did not end", func() bool { return fake.Live() == 3 })
+	clk.add(quietPeriod / 2)
+	p.poke()
+	if got := r.svc.Stats().PoolTarget; got != 3 {
+		t.Fatalf("half a quiet period later: target %d; want 3 held", got)
+	}
+	clk.add(quietPeriod)
+	p.poke()
+	eventually(t, "pool did not shrink back to min 1", func() bool {
+		st := r.svc.Stats()
+		return st.PoolTarget == 1 && st.PoolReady == 1 && fake.Live() == 1
+	})
+	roundTrip(t, dial(t, r.addr), "after the quiet")
+}
+
+// A pool takes only room no client waits for: when a client of another
+// service waits for room that pooled containers hold, the pool gives one
+// back, and it starts nothing while the client waits.
+func TestPoolGivesRoomBack(t *testing.T) {
+	t.Parallel()
+	fake := fleettest.New(t, "img")
+	f := fleet.New(fleet.Options{Node: "n", MaxSessions: 3})
+	if err := f.Add(fleet.Daemon{Name: "d0", Backend: fake, MaxContainers: 100}); err != nil {
+		t.Fatal(err)
+	}
+	net := ganger.IsolatedNetwork("n", true)
+	f.SetImages([]fleet.Image{{Service: "warm", Ref: "img", Pull: ganger.PullMissing, Network: net}, {Service: "cold", Ref: "img", Pull: ganger.PullMissing, Network: net}})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		defer cancel()
+		f.Close(ctx)
+	})
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	named := func(name string, edit func(*config.Service)) config.Service {
+		return service(func(c *config.Service) {
+			c.Name = name
+			if edit != nil {
+				edit(c)
+			}
+		})
+	}
+	warm := serveEnv(t, named("warm", poolOf(3)), Env{Fleet: f})
+	eventually(t, "pool not full", func() bool { return warm.svc.Stats().PoolReady == 3 && fake.Live() == 3 })
+	cold := serveEnv(t, named("cold", nil), Env{Fleet: f})
+	for i := range 2 {
+		c := dial(t, cold.addr) // waits for room; the pool gives it some
+		roundTrip(t, c, fmt.Sprint("cold ", i))
+	}
+	if n := fake.Live(); n > 3 {
+		t.Fatalf("%d containers under a cap of 3", n)
+	}
+	if st := warm.svc.Stats(); st.PoolReady > 1 {
+		t.Fatalf("pool holds %d with two clients of another service using the room; want at most 1", st.PoolReady)
+	}
+}
