@@ -274,6 +274,25 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+// start: data on the port of a protocol whose server speaks first is
+// warned of; on any other port Ganger cannot know, and says nothing.
+func TestWarnStartDataServerFirst(t *testing.T) {
+	ssh := "services:\n  - name: ssh\n    listen: 127.0.0.1:2222\n    image: img\n    port: 22\n    start: data\n"
+	cfg, err := Parse("t.yaml", []byte(ssh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "t.yaml:6: services[0].start: data waits for the client's first byte, but port 22 is SSH's"
+	if w := cfg.Warnings(); len(w) != 1 || !strings.HasPrefix(w[0], want) {
+		t.Fatalf("warnings %q; want one starting %q", w, want)
+	}
+	for _, yml := range []string{strings.Replace(ssh, "start: data", "start: connect", 1), svc("    start: data\n")} {
+		if cfg, err := Parse("t.yaml", []byte(yml)); err != nil || len(cfg.Warnings()) != 0 {
+			t.Fatalf("%s: %v, warnings %q; want none", yml, err, cfg.Warnings())
+		}
+	}
+}
+
 // Every problem in a file is reported at once, not just the first.
 func TestAllErrorsAtOnce(t *testing.T) {
 	_, err := Parse("t.yaml", []byte("services:\n  - name: Bad Name\n    listen: x\n    port: abc\n    bogus: 1\n"))

@@ -34,6 +34,9 @@ func (c *Config) warn(pos *positions) []Error {
 		if s.MaxContainers > 0 && (s.PerIP == 0 || s.PerIP >= s.MaxContainers) {
 			v.fail(p+".per_ip", "one client address may hold all %d of the service's containers (per_ip %d): set per_ip below max_containers unless many clients share an address", s.MaxContainers, s.PerIP)
 		}
+		if proto, ok := serverFirst[s.Port]; ok && s.Start == "data" {
+			v.fail(p+".start", "data waits for the client's first byte, but port %d is %s's, where the server speaks first: its clients would wait in silence until ready.first_byte closes them; use start: connect", s.Port, proto)
+		}
 		for j, t := range s.TrustedProxies {
 			if pr, err := ParsePrefix(t); err == nil && everyAddress(pr) {
 				v.fail(fmt.Sprintf("%s.trusted_proxies[%d]", p, j), "%s trusts every address: any client can send a PROXY header and claim any source address, past per_ip and per_ip_rate", t)
@@ -41,6 +44,15 @@ func (c *Config) warn(pos *positions) []Error {
 		}
 	}
 	return v.errs
+}
+
+// serverFirst are the well-known ports of protocols whose server speaks
+// first (a greeting, a banner, a handshake): start: data cannot work
+// there. It is what Ganger can know of a service's protocol without
+// running it.
+var serverFirst = map[int]string{
+	21: "FTP", 22: "SSH", 23: "Telnet", 25: "SMTP", 110: "POP3", 143: "IMAP", 465: "SMTP",
+	587: "SMTP", 993: "IMAP", 995: "POP3", 3306: "MySQL", 5900: "VNC",
 }
 
 // everyAddress reports a prefix that holds every IPv4 or IPv6 address:
