@@ -5,7 +5,7 @@ IMAGE    ?= ganger-echo:latest
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build image docker demo test test-deps test-unit bench fuzz vet clean
+.PHONY: all build image redis-image docker demo test test-deps test-unit bench fuzz vet clean
 
 all: build
 
@@ -21,6 +21,10 @@ docker:
 ## image: the demo service image, FROM scratch, built locally (no registry)
 image: build docker
 	@bash scripts/build-image.sh bin/ganger-echo $(IMAGE)
+
+## redis-image: a Redis server image FROM scratch, from Debian's redis-tools (for the benchmarks)
+redis-image: docker
+	@bash scripts/build-redis-image.sh ganger-redis:latest
 
 ## demo: run Ganger on 127.0.0.1:5454 with examples/ganger.yaml
 demo: image
@@ -39,10 +43,11 @@ test-unit:
 	GANGER_SKIP_DOCKER=1 $(GO) test -count=1 -short ./...
 
 ## bench: benchmarks against a baseline measured in the same run
-bench: image test-deps
+bench: image redis-image test-deps
 	$(GO) test -count=1 -run '^$$' -bench 'ColdTTFB|Throughput' -benchtime 20x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'Burst20' -benchtime 5x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'PoolTTFB' -benchtime 100x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'PoolHit' -benchtime 100x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'SharedMemory' -benchtime 1x ./bench/
 
 ## fuzz: fuzz the config parser for FUZZTIME (default 60s); what it finds lands in internal/config/testdata/fuzz

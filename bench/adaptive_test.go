@@ -132,10 +132,10 @@ func BenchmarkAdaptivePool(b *testing.B) {
 }
 
 type rawResult struct {
-	n              int
-	took           time.Duration
-	rate           float64
-	ready, remove  []time.Duration
+	n             int
+	took          time.Duration
+	rate          float64
+	ready, remove []time.Duration
 }
 
 // rawStarts runs workers loops of create, start, ready (a PING answered)
@@ -219,21 +219,21 @@ func redisReady(addr string) error {
 
 // poissonRun is one service's run at one rate.
 type poissonRun struct {
-	svc                    string
-	frac, rate             float64
-	arrivals               int
-	hits, misses           int64
-	warm                   time.Duration // the start of the run left out of the steady figures
-	steadyHits             int64
-	steadyMisses           int64
-	logPool, logNew        int
-	ttfb                   []time.Duration
-	kept, target           float64 // averages of the 250 ms samples
-	keptMax, targetMax     int
-	startTime              string
-	arrivalRate            float64
-	bucket                 time.Duration
-	missBuckets            []int64
+	svc                string
+	frac, rate         float64
+	arrivals           int
+	hits, misses       int64
+	warm               time.Duration // the start of the run left out of the steady figures
+	steadyHits         int64
+	steadyMisses       int64
+	logPool, logNew    int
+	ttfb               []time.Duration
+	kept, target       float64 // averages of the 250 ms samples
+	keptMax, targetMax int
+	startTime          string
+	arrivalRate        float64
+	bucket             time.Duration
+	missBuckets        []int64
 }
 
 func (r poissonRun) poolFrac() float64 {

@@ -31,8 +31,8 @@ const (
 )
 
 // apiNode runs the binary with the API on a free port, a token and a read
-// token, an echo service and a capped one (one container, no queue) for
-// refusals.
+// token, an echo service, a capped one (one container, no queue) for
+// refusals, and "warm", with an adaptive pool.
 func apiNode(t *testing.T) (p *proc, api, echo, capped string) {
 	d := dockertest.Daemon(t)
 	node := dockertest.Node(t, d)
@@ -45,6 +45,7 @@ api: {listen: 127.0.0.1:0, token_file: %s, read_token_file: %s}
 services:
   - {name: echo, listen: 127.0.0.1:0, image: %[4]s, port: 7777, cmd: [-banner, hi], timeouts: {drain: 1s}}
   - {name: capped, listen: 127.0.0.1:0, image: %[4]s, port: 7777, cmd: [-banner, hi], max_containers: 1, queue: {max: 0}, timeouts: {drain: 1s}}
+  - {name: warm, listen: 127.0.0.1:0, image: %[4]s, port: 7777, cmd: [-banner, hi], pool: {min: 1, max: 3, adaptive: true}, timeouts: {drain: 1s}}
 `, node, tokenFile, readFile, dockertest.Image)
 	os.WriteFile(path, []byte(y), 0o644)
 	p = startProc(t, path)
@@ -163,7 +164,47 @@ func TestAPIAndCtl(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.ReadAll(over) // refused: queue_full
+	checkPool(t, p, api)
 	checkMetrics(t, api)
+}
+
+// checkPool takes a session from the adaptive pool of "warm" and finds it
+// in /v1/services: a hit, the measured arrivals and start time.
+func checkPool(t *testing.T, p *proc, api string) {
+	t.Helper()
+	var addr string
+	re := regexp.MustCompile(`msg=listening service=warm addr=(\S+)`)
+	if m := re.FindStringSubmatch(p.logs.String()); m != nil {
+		addr = m[1]
+	}
+	type pooled struct {
+		Name string
+		Pool *struct {
+			Adaptive     bool
+			Target       int
+			Ready        int
+			ArrivalRate  float64            `json:"arrivals_per_second"`
+			StartSeconds map[string]float64 `json:"start_seconds"`
+			Hits         int64
+		}
+	}
+	warm := func() pooled {
+		var svcs []pooled
+		getJSON(t, api+"/v1/services", &svcs)
+		for _, s := range svcs {
+			if s.Name == "warm" {
+				return s
+			}
+		}
+		t.Fatalf("no service warm in %+v", svcs)
+		return pooled{}
+	}
+	dockertest.Eventually(t, time.Minute, "warm pool not ready", func() bool { return warm().Pool.Ready == 1 })
+	openSession(t, addr)
+	w := warm()
+	if !w.Pool.Adaptive || w.Pool.Hits != 1 || w.Pool.ArrivalRate <= 0 || w.Pool.StartSeconds["local"] <= 0 || w.Pool.Target < 1 {
+		t.Fatalf("warm's pool %+v; want adaptive, one hit, arrivals and local's start time measured", *w.Pool)
+	}
 }
 
 // checkGuards asks the API as a browser, a stranger and a DNS-rebinding
@@ -329,6 +370,10 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if title != "Ganger status" || !strings.Contains(row, "echo") || !strings.Contains(row, "local") {
 		t.Fatalf("title %q, session row %q", title, row)
+	}
+	services, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#services")))
+	if err != nil || !strings.Contains(services, "adaptive") {
+		t.Fatalf("services table %q, %v; want the warm service's adaptive pool shown", services, err)
 	}
 	png := filepath.Join(t.TempDir(), "status.png")
 	if err := os.WriteFile(png, shot, 0o644); err != nil {

@@ -138,10 +138,17 @@ func (c *ctlClient) status(w io.Writer, asJSON bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tLISTEN\tMODE\tLIVE\tQUEUED\tPOOL\tSERVED\tFAILURES\tTTFB P50\tTTFB P99")
+	fmt.Fprintln(tw, "SERVICE\tLISTEN\tMODE\tLIVE\tQUEUED\tPOOL\tPOOL HITS\tSERVED\tFAILURES\tTTFB P50\tTTFB P99")
 	for _, s := range svcs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d/%d\t%d\t%s\t%s\t%s\n", s.Name, s.Listen, s.Mode, s.Live, s.Queued,
-			s.PoolReady, s.PoolTarget, s.Served, failures(s.Failures), millis(s.TTFBp50), millis(s.TTFBp99))
+		pool, hits := "-", "-"
+		if p := s.Pool; p != nil {
+			pool, hits = fmt.Sprintf("%d/%d", p.Ready, p.Target), fmt.Sprintf("%d/%d", p.Hits, p.Hits+p.Misses)
+			if p.Adaptive {
+				pool += fmt.Sprintf(" (adaptive, %.2f/s)", p.ArrivalRate)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Name, s.Listen, s.Mode, s.Live, s.Queued,
+			pool, hits, s.Served, failures(s.Failures), millis(s.TTFBp50), millis(s.TTFBp99))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "DAEMON\tSTATE\tAPI\tCONTAINERS\tMAX\tDRAINED")
