@@ -155,7 +155,7 @@ func (s *Scheduler) Acquire(ctx context.Context, service string) (*Lease, error)
 	w := &waiter{seq: s.seq, svc: svc, ch: make(chan *Lease, 1)}
 	svc.queue = append(svc.queue, w)
 	var notify []func()
-	if !svc.atCap() {
+	if s.roomWouldHelp(svc) {
 		for _, f := range s.starved {
 			notify = append(notify, f)
 		}
@@ -181,15 +181,25 @@ func (s *Scheduler) Acquire(ctx context.Context, service string) (*Lease, error)
 	}
 }
 
-// atCap reports whether the service holds all its own cap allows: then
-// only its own containers ending can make room for it.
-func (svc *service) atCap() bool {
-	return svc.lim.MaxContainers > 0 && svc.used >= svc.lim.MaxContainers
+// roomWouldHelp reports whether room that another service's container
+// gives back could serve svc: it is not at its own cap (then only its own
+// containers ending help), and some daemon would take it but for room (up,
+// not drained, with its image). The caller holds s.mu.
+func (s *Scheduler) roomWouldHelp(svc *service) bool {
+	if svc.lim.MaxContainers > 0 && svc.used >= svc.lim.MaxContainers {
+		return false
+	}
+	for _, d := range s.daemons {
+		if d.up && !d.drained && d.images[svc.name] {
+			return true
+		}
+	}
+	return false
 }
 
 // OnStarved calls f, in a goroutine of its own, whenever a request starts
-// waiting for room that another service's container could give it (it is
-// not at its own service's cap). A warm pool listens: an idle container
+// waiting for room that another service's container could give it (see
+// roomWouldHelp). A warm pool listens: an idle container
 // it gives back becomes a client's room. cancel stops the calls.
 func (s *Scheduler) OnStarved(f func()) (cancel func()) {
 	s.mu.Lock()
@@ -210,7 +220,7 @@ func (s *Scheduler) Starved() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, svc := range s.services {
-		if len(svc.queue) > 0 && !svc.atCap() {
+		if len(svc.queue) > 0 && s.roomWouldHelp(svc) {
 			return true
 		}
 	}

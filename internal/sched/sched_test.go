@@ -296,4 +296,18 @@ func TestStarved(t *testing.T) {
 	if len(heard) != 0 {
 		t.Fatalf("%d more starvations heard; want one", len(heard))
 	}
+
+	// A request no daemon could take even with room (its image is
+	// nowhere) is not starvation either: pools must not give up their
+	// containers, nor stop refilling, for it.
+	s.AddService("imageless", ServiceLimits{QueueMax: 10})
+	ctx, stop = context.WithCancel(context.Background())
+	defer stop()
+	go s.Acquire(ctx, "imageless")
+	for s.Queued("imageless") == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if s.Starved() || len(heard) != 0 {
+		t.Fatal("starved by a request that room could not serve")
+	}
 }

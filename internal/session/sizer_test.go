@@ -205,3 +205,25 @@ func TestPoolGivesRoomBack(t *testing.T) {
 		t.Fatalf("pool holds %d with two clients of another service using the room; want at most 1", st.PoolReady)
 	}
 }
+
+// Pooled containers are placed like any other: spread over the daemons
+// by the service's placement, or packed with binpack.
+func TestPoolPlacement(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		placement ganger.Placement
+		want      [2]int
+	}{{ganger.Spread, [2]int{2, 2}}, {ganger.Binpack, [2]int{4, 0}}} {
+		t.Run(string(tc.placement), func(t *testing.T) {
+			a, b := fleettest.New(t, "img"), fleettest.New(t, "img")
+			r := serve(t, newFleet(t, 0, a, b), service(func(c *config.Service) {
+				c.Pool = config.Pool{Min: 4, Max: 4}
+				c.Placement = tc.placement
+			}))
+			eventually(t, "pool not full", func() bool { return r.svc.Stats().PoolReady == 4 })
+			if got := [2]int{a.Live(), b.Live()}; got != tc.want {
+				t.Fatalf("containers per daemon %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
