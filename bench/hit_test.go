@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/dockertest"
 	"github.com/ganger-dev/ganger/internal/server"
@@ -156,6 +155,3 @@ func BenchmarkPoolHit(b *testing.B) {
 	fmt.Printf("  pool - shared: p50 %s (goal <= 0.5ms), p99 %s (goal <= 2ms)\n",
 		us(median(got[0])-median(got[2])), us(pct(got[0], 99)-pct(got[2], 99)))
 }
-
-var _ = ganger.PerConnection
-

@@ -110,6 +110,8 @@ func (s *Service) Stats() view.Stats {
 	st.Queued = s.env.Fleet.Sched().Queued(s.name)
 	if st.Pool = s.supply.view(); st.Pool != nil {
 		st.PoolReady, st.PoolTarget = st.Pool.Ready, st.Pool.Target
+	} else if sh, ok := s.supply.(*shared); ok {
+		st.PoolReady = sh.ready() // shared containers running
 	}
 	return st
 }

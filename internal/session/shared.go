@@ -329,7 +329,8 @@ func (p *shared) stop() {
 	}
 }
 
-func (p *shared) ready() (int, int) {
+// ready returns how many shared containers are ready.
+func (p *shared) ready() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
@@ -338,5 +339,5 @@ func (p *shared) ready() (int, int) {
 			n++
 		}
 	}
-	return n, 0
+	return n
 }
