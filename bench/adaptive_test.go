@@ -104,7 +104,13 @@ func BenchmarkAdaptivePool(b *testing.B) {
 			r.svc, r.frac*100, r.rate, r.arrivals, 100*r.poolFrac(), r.hits, r.misses, r.warm, 100*r.steadyFrac(), r.steadyMisses,
 			r.logPool, r.logNew, us(median(r.ttfb)), us(pct(r.ttfb, 90)), us(pct(r.ttfb, 99)), us(pct(r.ttfb, 100)),
 			r.kept, r.keptMax, r.target, r.targetMax, r.startTime, r.arrivalRate)
-		fmt.Printf("           misses per %s of the run: %v\n", r.bucket, r.missBuckets)
+		fmt.Printf("           per %s of the run: misses %v; as the pool measured it, averages:", r.bucket, r.missBuckets)
+		for i, k := range r.buckets {
+			if k.n > 0 {
+				fmt.Printf(" [%d] %s;", i, k)
+			}
+		}
+		fmt.Println()
 	}
 	var adaptive, fixed [2]poissonRun
 	for _, r := range runs {
@@ -217,6 +223,17 @@ func redisReady(addr string) error {
 	}
 }
 
+// poolBucket sums the pool's samples over one stretch of a run.
+type poolBucket struct {
+	n, target      int
+	start, arrival float64 // T (the slowest daemon's, seconds) and λ as the pool measures them
+}
+
+func (k poolBucket) String() string {
+	n := float64(max(k.n, 1))
+	return fmt.Sprintf("target %.1f, T %.0fms, λ %.1f/s", float64(k.target)/n, 1000*k.start/n, k.arrival/n)
+}
+
 // poissonRun is one service's run at one rate.
 type poissonRun struct {
 	svc                string
@@ -234,6 +251,7 @@ type poissonRun struct {
 	arrivalRate        float64
 	bucket             time.Duration
 	missBuckets        []int64
+	buckets            []poolBucket
 }
 
 func (r poissonRun) poolFrac() float64 {
@@ -276,6 +294,7 @@ func poissonLoad(b *testing.B, srv *server.Server, logs *dockertest.Logs, name s
 		tookSteady := false
 		nb := int(runFor/r.bucket) + 1
 		r.missBuckets = make([]int64, nb)
+		r.buckets = make([]poolBucket, nb)
 		last := before.Misses
 		for {
 			select {
@@ -291,6 +310,13 @@ func poissonLoad(b *testing.B, srv *server.Server, logs *dockertest.Logs, name s
 				}
 				if i := int(now.Sub(start) / r.bucket); i < nb {
 					r.missBuckets[i] += p.Misses - last
+					k := &r.buckets[i]
+					k.n, k.target, k.arrival = k.n+1, k.target+p.Target, k.arrival+p.ArrivalRate
+					var t float64
+					for _, s := range p.StartSeconds {
+						t = max(t, s)
+					}
+					k.start += t
 				}
 				last = p.Misses
 			}

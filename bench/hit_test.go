@@ -152,6 +152,11 @@ func BenchmarkPoolHit(b *testing.B) {
 	for i, t := range targets {
 		fmt.Printf("  %-7s p50 %s p90 %s p99 %s\n", t.name, us(median(got[i])), us(pct(got[i], 90)), us(pct(got[i], 99)))
 	}
+	for _, v := range srv.Services() {
+		if v.Pool != nil {
+			fmt.Printf("  %-7s served from the pool: %d of %d sessions\n", v.Name, v.Pool.Hits, v.Pool.Hits+v.Pool.Misses)
+		}
+	}
 	fmt.Printf("  pool - shared: p50 %s (goal <= 0.5ms), p99 %s (goal <= 2ms)\n",
 		us(median(got[0])-median(got[2])), us(pct(got[0], 99)-pct(got[2], 99)))
 }

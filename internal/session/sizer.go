@@ -16,16 +16,23 @@ import (
 // distributed (M/G/∞). A session misses the pool when more than the target
 // are being refilled, so the target is λT plus three standard deviations
 // (√λT), rounded up: fewer than one session in a hundred misses at
-// steady load, whatever the rate. λ is measured over the last few seconds,
-// T per daemon (a decaying average of the latest starts, the slowest
-// daemon counting), both continuously.
+// steady load, whatever the rate.
+//
+// λ is the rate over the last minute, counted from the first arrival in it
+// (so that it reacts within a second or two when demand begins), or, when
+// it is significantly higher, over the last five seconds (a step up in
+// demand): the short window counts only beyond one standard deviation of
+// its own Poisson noise, so chance clumps do not inflate the pool. T is a
+// decaying average of the latest starts on each daemon; the slowest
+// daemon counts.
 const (
-	rateWindow  = 5 * time.Second  // arrivals are counted over this window
+	longWindow  = time.Minute      // arrivals are averaged over this window
+	shortWindow = 5 * time.Second  // and over this one, for steps up
 	quietPeriod = time.Minute      // a target is held this long after its peak
-	startDecay  = 0.25             // weight of the newest start in the average
+	startDecay  = 0.1              // weight of the newest start in the average
 	startGuess  = time.Second      // T before any start was measured
 	startStale  = 10 * time.Minute // a daemon with no start this long is not counted
-	arrivalRing = 512              // arrival times kept
+	arrivalRing = 1024             // arrival times kept
 	headroom    = 3.0              // standard deviations above the mean
 )
 
@@ -76,24 +83,35 @@ func (z *sizer) started(daemon string, took time.Duration, now time.Time) {
 	z.notePeak(now)
 }
 
-// rate returns the arrivals per second over the last rateWindow. The
-// caller holds z.mu.
+// rate returns λ, the arrivals per second (see above). The caller holds
+// z.mu.
 func (z *sizer) rate(now time.Time) float64 {
+	long := z.window(now, longWindow)
+	n, span := z.count(now, shortWindow)
+	short := (float64(n) - math.Sqrt(float64(n))) / span.Seconds()
+	return max(long, short)
+}
+
+// window is the rate over the last w, from the first arrival in it.
+func (z *sizer) window(now time.Time, w time.Duration) float64 {
+	n, span := z.count(now, w)
+	return float64(n) / span.Seconds()
+}
+
+// count returns the arrivals within the last w and the time from the
+// first of them until now, at least a second. If the ring holds fewer
+// than w's arrivals, it counts what it holds.
+func (z *sizer) count(now time.Time, w time.Duration) (int, time.Duration) {
 	n := 0
 	var oldest time.Time
 	for i := z.next - 1; i >= 0 && i >= z.next-arrivalRing; i-- {
 		t := z.arrivals[i%arrivalRing]
-		if now.Sub(t) > rateWindow {
+		if now.Sub(t) > w {
 			break
 		}
 		n, oldest = n+1, t
 	}
-	if n == arrivalRing { // more than the ring holds: the ring's own span
-		if span := now.Sub(oldest); span > 0 {
-			return float64(n) / span.Seconds()
-		}
-	}
-	return float64(n) / rateWindow.Seconds()
+	return n, max(now.Sub(oldest), time.Second)
 }
 
 // startTime returns T: the slowest daemon's average start plus the hold

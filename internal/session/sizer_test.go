@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -49,21 +50,21 @@ func TestSizer(t *testing.T) {
 		z.arrive(t0.Add(time.Duration(i) * 50 * time.Millisecond))
 	}
 	now := t0.Add(time.Second)
-	// λ = 20 per 5s window = 4/s; T = 480ms + 20ms hold = 0.5s; λT = 2,
-	// plus 3√2 = 6.24: 7.
-	if got := z.target(now, 1, 10); got != 7 {
-		t.Fatalf("after a burst: target %d; want 7", got)
+	// λ = 20/s; T = 480ms + 20ms hold = 0.5s; λT = 10, plus 3√10 =
+	// 19.5: 20.
+	if got := z.target(now, 1, 30); got != 20 {
+		t.Fatalf("after a burst: target %d; want 20", got)
 	}
 	if got := z.target(now, 1, 5); got != 5 {
 		t.Fatalf("target %d over max 5", got)
 	}
-	if got := z.target(now.Add(quietPeriod/2), 1, 10); got != 7 {
-		t.Fatalf("half a quiet period later: target %d; want the peak, 7, held", got)
+	if got := z.target(now.Add(quietPeriod/2), 1, 30); got != 20 {
+		t.Fatalf("half a quiet period later: target %d; want the peak, 20, held", got)
 	}
-	if got := z.target(now.Add(quietPeriod+rateWindow+time.Second), 1, 10); got != 1 {
+	if got := z.target(now.Add(quietPeriod+longWindow+time.Second), 1, 30); got != 1 {
 		t.Fatalf("after a quiet period: target %d; want min 1", got)
 	}
-	if got := z.demand(now.Add(quietPeriod + rateWindow)).Rate; got != 0 {
+	if got := z.demand(now.Add(quietPeriod + longWindow)).Rate; got != 0 {
 		t.Fatalf("rate %g after a quiet period; want 0", got)
 	}
 
@@ -74,7 +75,7 @@ func TestSizer(t *testing.T) {
 		z.arrive(later.Add(time.Duration(i) * 100 * time.Millisecond))
 	}
 	end := later.Add(30 * time.Second)
-	// λ = 10/s, T = 0.2s: λT = 2 → 7 again.
+	// λ = 10/s, T = 0.2s: λT = 2, plus 3√2 = 6.24: 7.
 	if got := z.target(end, 0, 20); got != 7 {
 		t.Fatalf("10/s with 200ms starts: target %d; want 7", got)
 	}
@@ -83,8 +84,36 @@ func TestSizer(t *testing.T) {
 	if got := z.target(end, 0, 30); got != 20 {
 		t.Fatalf("with a 1s daemon: target %d; want 20", got)
 	}
-	if d := z.demand(end); d.Rate != 10 || len(d.Starts) != 2 {
+	if d := z.demand(end); d.Rate < 10 || d.Rate > 10.1 || len(d.Starts) != 2 {
 		t.Fatalf("demand %+v; want 10/s over two daemons", d)
+	}
+}
+
+// Chance clumps of Poisson arrivals do not move the rate much; a step up
+// in demand moves it within seconds; more arrivals than the ring holds
+// still give the right rate.
+func TestSizerRate(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1_000_000_000, 0)
+	z := newSizer()
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := t0
+	for now.Before(t0.Add(5 * time.Minute)) { // Poisson, 2/s
+		now = now.Add(time.Duration(rng.ExpFloat64() / 2 * float64(time.Second)))
+		z.arrive(now)
+		if now.After(t0.Add(longWindow)) {
+			if r := z.demand(now).Rate; r < 1.2 || r > 3.2 {
+				t.Fatalf("at %s: rate %.2f at a steady 2/s", now.Sub(t0), r)
+			}
+		}
+	}
+	step := now
+	for now.Before(step.Add(5 * time.Second)) { // a step to 10/s
+		now = now.Add(100 * time.Millisecond)
+		z.arrive(now)
+	}
+	if r := z.demand(now).Rate; r < 7 {
+		t.Fatalf("5s after a step from 2/s to 10/s: rate %.2f; want it to have followed", r)
 	}
 }
 
