@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -198,22 +199,27 @@ func silentRun(b *testing.B, d *docker.Daemon, node string, pid int, logs *docke
 	return r
 }
 
-// endCounter counts the "session end" log lines of each service as Ganger
-// writes them (one record per write), so that waiting for one costs no
-// scan of the whole log.
+// endCounter counts the "session end" log lines of each service as they
+// arrive, so that waiting for one costs no scan of the whole log. The
+// process's output comes through a pipe in chunks that may cut a line in
+// two: the unfinished end of a chunk waits for the next.
 type endCounter struct {
-	mu sync.Mutex
-	n  map[string]int
+	mu   sync.Mutex
+	n    map[string]int
+	part []byte
 }
 
 var endRE = regexp.MustCompile(`msg="session end" service=(\S+)`)
 
 func (e *endCounter) Write(p []byte) (int, error) {
-	for _, m := range endRE.FindAllSubmatch(p, -1) {
-		e.mu.Lock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	buf := append(e.part, p...)
+	cut := bytes.LastIndexByte(buf, '\n') + 1
+	for _, m := range endRE.FindAllSubmatch(buf[:cut], -1) {
 		e.n[string(m[1])]++
-		e.mu.Unlock()
 	}
+	e.part = append([]byte(nil), buf[cut:]...)
 	return len(p), nil
 }
 

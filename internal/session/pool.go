@@ -244,7 +244,7 @@ func (p *pool) yield() {
 const tick = time.Second
 
 // refill keeps the target of containers ready or starting, woken whenever
-// the pool changes and every tick: it starts what is missing, all at once,
+// the pool changes (and, if adaptive or with max_age, every tick): it starts what is missing, all at once,
 // and destroys what is over an adaptive target or past max_age. A start
 // that fails is retried after a pause, not at once. While a client waits
 // for room, it starts nothing.
@@ -252,13 +252,18 @@ func (p *pool) refill() {
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
+		cf := p.s.conf.Load()
+		var ticks <-chan time.Time // only a pool that changes with time ticks
+		if cf.cfg.Pool.Adaptive || cf.cfg.Pool.MaxAge > 0 {
+			ticks = t.C
+		}
 		select {
 		case <-p.ctx.Done():
 			return
 		case <-p.wake:
-		case <-t.C:
+		case <-ticks:
 		}
-		cf := p.s.conf.Load()
+		cf = p.s.conf.Load()
 		target := p.target(cf)
 		p.trim(cf, target)
 		if p.s.env.Fleet.Sched().Starved() {
