@@ -256,3 +256,33 @@ func TestPoolPlacement(t *testing.T) {
 		})
 	}
 }
+
+// An adaptive pool stays within the service's capacity: with
+// max_containers 3 and two sessions live, it holds at most one ready,
+// however high the demand, and a third client is still served.
+func TestAdaptivePoolWithinCapacity(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	fake := fleettest.New(t, "img")
+	fake.CreateHook = func(context.Context, ganger.Spec) error {
+		clk.add(400 * time.Millisecond)
+		return nil
+	}
+	r := serveEnv(t, service(func(c *config.Service) {
+		c.Pool = config.Pool{Min: 1, Max: 6, Adaptive: true}
+		c.MaxContainers = 3
+	}), Env{Fleet: newFleet(t, 0, fake), Now: clk.now})
+	waitPool(t, r, fake, 1, 0)
+	for i := range 2 {
+		roundTrip(t, dial(t, r.addr), fmt.Sprint("held ", i))
+	}
+	eventually(t, "demand not measured", func() bool { return r.svc.Stats().PoolTarget > 1 })
+	for range 20 { // the refill runs, and finds no room
+		r.svc.supply.(*pool).poke()
+		if n := fake.Live(); n > 3 {
+			t.Fatalf("%d containers under max_containers 3", n)
+		}
+	}
+	eventually(t, "the one free slot not filled", func() bool { return r.svc.Stats().PoolReady == 1 && fake.Live() == 3 })
+	roundTrip(t, dial(t, r.addr), "third")
+}
