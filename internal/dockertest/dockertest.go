@@ -77,10 +77,19 @@ func Node(t testing.TB, d *docker.Daemon) string {
 			if exec.Command("docker", "-H", d.Host(), "network", "inspect", n.Name).Run() != nil {
 				continue // gone, as it should be
 			}
-			d.RemoveNetwork(context.Background(), n.Name)
-			if _, bench := t.(*testing.B); bench {
+			var err error
+			for range 60 { // a container's endpoint may take a moment to go
+				if err = d.RemoveNetwork(context.Background(), n.Name); err == nil {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+			switch _, bench := t.(*testing.B); {
+			case err != nil:
+				t.Errorf("network %s left behind, and cannot be removed: %v", n.Name, err)
+			case bench:
 				t.Logf("network %s left behind after the benchmark's baseline; removed", n.Name)
-			} else {
+			default:
 				t.Errorf("network %s left behind", n.Name)
 			}
 		}
