@@ -28,6 +28,7 @@ type Container struct {
 	service string
 	lease   *sched.Lease
 	born    time.Time
+	keep    bool // outlives this process (Request.Keep, Adopt)
 
 	booted chan struct{}      // closed when the create and start calls are over
 	life   context.Context    // done when it is known to have exited (or been removed)

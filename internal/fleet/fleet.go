@@ -27,6 +27,10 @@ type Options struct {
 	// Reconcile is how often each daemon is swept of what nothing owns;
 	// 0: only at start-up, when a daemon rejoins, and at shutdown.
 	Reconcile time.Duration
+	// Keep, if set, is asked by every sweep about each container of this
+	// node that the fleet does not own: true leaves it (an instance that a
+	// live record owns, made by an earlier run and not adopted yet).
+	Keep func(ganger.Managed) bool
 }
 
 // Health says how daemons are watched.
@@ -379,7 +383,8 @@ func (f *Fleet) WaitRemovals(ctx context.Context) error {
 	}
 }
 
-// Close stops the background work, destroys every container still owned,
+// Close stops the background work, destroys every container still owned
+// but those launched to be kept (Request.Keep),
 // waits for removals until ctx ends, sweeps every daemon that is up once
 // more, and closes the backends. Callers stop their services first.
 func (f *Fleet) Close(ctx context.Context) {
@@ -387,7 +392,9 @@ func (f *Fleet) Close(ctx context.Context) {
 	left := slices.Collect(maps.Values(f.owned))
 	f.mu.Unlock()
 	for _, c := range left {
-		c.Destroy()
+		if !c.keep { // a kept container outlives this process
+			c.Destroy()
+		}
 	}
 	if err := f.WaitRemovals(ctx); err != nil {
 		f.log.Error("container removal did not finish", "err", err)

@@ -25,6 +25,10 @@ type Request struct {
 	ReadyTimeout time.Duration
 	// Backoff and BackoffMax pace the readiness dials (doubling).
 	Backoff, BackoffMax time.Duration
+	// Keep makes a container that outlives this process: Close leaves it
+	// running (an instance, with a lifetime of its own). It is removed
+	// only by Destroy, or by a sweep of a later run that does not keep it.
+	Keep bool
 	Log                 *slog.Logger // if nil, the fleet's
 }
 
@@ -112,6 +116,7 @@ func (f *Fleet) boot(ctx context.Context, lease *sched.Lease, r Request) (*Conta
 		return nil, ganger.Fail(ganger.CreateFailed, errors.New("daemon "+lease.Daemon()+" was removed"))
 	}
 	c := f.track(m, lease, r.Service, r.Spec.Name)
+	c.keep = r.Keep
 	op := make(chan error, 1)
 	f.work.Go(func() { op <- c.createAndStart(ctx, r.Spec) })
 	var err error

@@ -227,6 +227,30 @@ func (s *Scheduler) Starved() bool {
 	return false
 }
 
+// Take returns a lease on the named daemon for a container that exists
+// already (adopted after a restart): it counts against every limit, even
+// past them, and waits for nothing. An unknown service or daemon is
+// registered so that the lease can count.
+func (s *Scheduler) Take(svcName, daemonName string) *Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc := s.services[svcName]
+	if svc == nil {
+		svc = &service{name: svcName}
+		s.services[svcName] = svc
+	}
+	var d *daemon
+	for _, x := range s.daemons {
+		if x.name == daemonName {
+			d = x
+		}
+	}
+	if d == nil {
+		d = &daemon{name: daemonName, images: map[string]bool{}} // gone since: counts nowhere else
+	}
+	return s.lease(svc, d)
+}
+
 // Queued returns how many requests wait for the service.
 func (s *Scheduler) Queued(service string) int {
 	s.mu.Lock()
