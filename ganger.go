@@ -92,7 +92,8 @@ var ErrNetworkInUse = errors.New("network in use")
 type Spec struct {
 	Name       string // container name; unique per daemon
 	Image      string
-	Port       int // TCP port the service listens on inside the container
+	Port       int   // TCP port the service listens on inside the container
+	Publish    []int // container ports published on the daemon's publish IP (each on a host port the daemon picks), whatever the dial mode; for clients that connect straight to the container
 	Cmd        []string
 	Entrypoint []string
 	Env        []string // KEY=value

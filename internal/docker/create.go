@@ -25,7 +25,8 @@ const nobody = "65534:65534"
 // nobody unless the service or the image names a user, and its logs, open
 // files and (where the daemon can) disk are capped. Its port is published
 // only when Ganger dials published ports: otherwise nothing but Ganger
-// reaches it.
+// reaches it. The ports of spec.Publish are published whatever the dial
+// mode, each on a host port the daemon picks (see Published).
 func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	port, ok := network.PortFrom(uint16(spec.Port), network.TCP)
 	if !ok {
@@ -44,13 +45,27 @@ func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 		Labels:     spec.Labels,
 	}
 	host := d.hostConfig(spec)
+	publish := map[network.Port]bool{}
 	if d.dialMode == ganger.DialPublished {
+		publish[port] = true
+	}
+	for _, n := range spec.Publish {
+		p, ok := network.PortFrom(uint16(n), network.TCP)
+		if n < 1 || n > 65535 || !ok {
+			return "", fmt.Errorf("create %s on %s: invalid port to publish %d", spec.Name, d.name, n)
+		}
+		publish[p] = true
+	}
+	if len(publish) > 0 {
 		hostIP, err := netip.ParseAddr(d.publishIP)
 		if err != nil {
 			return "", fmt.Errorf("create %s on %s: publish ip %q: %w", spec.Name, d.name, d.publishIP, err)
 		}
-		cfg.ExposedPorts = network.PortSet{port: {}}
-		host.PortBindings = network.PortMap{port: {{HostIP: hostIP}}}
+		cfg.ExposedPorts, host.PortBindings = network.PortSet{}, network.PortMap{}
+		for p := range publish {
+			cfg.ExposedPorts[p] = struct{}{}
+			host.PortBindings[p] = []network.PortBinding{{HostIP: hostIP}} // HostPort empty: the daemon picks
+		}
 	}
 	res, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: host})
 	if err != nil && host.StorageOpt != nil && strings.Contains(err.Error(), "storage-opt") {

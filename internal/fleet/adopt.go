@@ -52,3 +52,13 @@ func (f *Fleet) ownedRef(r Ref) *Container {
 	defer f.mu.Unlock()
 	return f.owned[r]
 }
+
+// Listed returns this node's containers on the named daemon, as the daemon
+// lists them now: what a restarted node looks for its kept containers in.
+func (f *Fleet) Listed(ctx context.Context, daemon string) ([]ganger.Managed, error) {
+	m := f.member(daemon)
+	if m == nil {
+		return nil, fmt.Errorf("no daemon %s", daemon)
+	}
+	return m.b.ListManaged(ctx, f.opt.Node)
+}

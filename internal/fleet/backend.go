@@ -46,6 +46,15 @@ type Backend interface {
 	// ListManaged lists Ganger's containers, running or not; with owner
 	// set, only that node's.
 	ListManaged(ctx context.Context, owner string) ([]ganger.Managed, error)
+	// Published returns, for a started container, the host port the
+	// daemon bound each published container port to (container port →
+	// host port): every port of its Spec.Publish, and its Spec.Port too
+	// when the daemon dials published ports. It fails if the container
+	// is not running or a port is not bound yet.
+	Published(ctx context.Context, id string) (map[int]int, error)
+	// Advertise is the address (a host, no port) where the ports this
+	// daemon publishes are reachable.
+	Advertise() string
 	// Logs returns the container's last lines of output.
 	Logs(ctx context.Context, id string, lines int) (string, error)
 	// Close releases the backend's connections.

@@ -31,6 +31,7 @@ type Container struct {
 	keep    bool // outlives this process (Request.Keep, Adopt)
 
 	booted chan struct{}      // closed when the create and start calls are over
+	gone   chan struct{}      // closed when its removal is over (see Gone)
 	life   context.Context    // done when it is known to have exited (or been removed)
 	end    context.CancelFunc // ends life
 
@@ -135,12 +136,18 @@ func (c *Container) Destroy() {
 	c.f.removals.Go(c.remove)
 }
 
+// Gone is closed once a Destroy is over: the daemon confirmed the
+// container is gone (or, at shutdown, removal was given up and left to the
+// next start-up sweep), and its slot is free.
+func (c *Container) Gone() <-chan struct{} { return c.gone }
+
 // remove waits for the create and start calls to be over (a removal that
 // ran before a create landed would find nothing, and the container would
 // appear after it), then removes the container until the daemon says it
 // is gone. Only then is its slot freed and its reference dropped.
 func (c *Container) remove() {
 	f := c.f
+	defer close(c.gone)
 	defer c.lease.Release()
 	defer f.untrack(c)
 	<-c.booted
@@ -216,7 +223,7 @@ func (c *Container) recheck() {
 func (f *Fleet) track(m *member, lease *sched.Lease, service, name string) *Container {
 	c := &Container{
 		f: f, m: m, ref: Ref{Daemon: m.name, Name: name}, service: service, lease: lease, born: time.Now(),
-		booted: make(chan struct{}),
+		booted: make(chan struct{}), gone: make(chan struct{}),
 	}
 	c.life, c.end = context.WithCancel(context.Background())
 	f.mu.Lock()

@@ -29,7 +29,7 @@ type Request struct {
 	// running (an instance, with a lifetime of its own). It is removed
 	// only by Destroy, or by a sweep of a later run that does not keep it.
 	Keep bool
-	Log                 *slog.Logger // if nil, the fleet's
+	Log  *slog.Logger // if nil, the fleet's
 }
 
 // defaultReadyTimeout is the ready budget of a Request that sets none.

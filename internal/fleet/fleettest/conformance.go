@@ -1,11 +1,13 @@
 package fleettest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +41,7 @@ func RunBackendTests(t *testing.T, newBackend func(t *testing.T) (b fleet.Backen
 	run("RemoveEmitsDestroy", testDestroy)
 	run("Engine", testEngine)
 	run("EventsEndWithContext", testEventsEnd)
+	run("PublishedPortsEcho", testPublished)
 }
 
 // suite is one subtest's backend and owner. Every container it creates
@@ -69,12 +72,19 @@ func newSuite(t *testing.T, b fleet.Backend, image string, kill func(string)) *s
 // create creates a container of owner (the subtest's if "").
 func (s *suite) create(owner string) (id, name string) {
 	s.Helper()
+	return s.createPublishing(owner, nil)
+}
+
+// createPublishing creates a container of owner (the subtest's if "")
+// that publishes the ports given.
+func (s *suite) createPublishing(owner string, publish []int) (id, name string) {
+	s.Helper()
 	if owner == "" {
 		owner = s.owner
 	}
 	name = fmt.Sprintf("%s-%d", owner, serial.Add(1))
 	id, err := s.b.Create(s.ctx, ganger.Spec{
-		Name: name, Image: s.image, Port: servicePort, Cmd: []string{"-listen", fmt.Sprint(":", servicePort)}, Network: "bridge",
+		Name: name, Image: s.image, Port: servicePort, Publish: publish, Cmd: []string{"-listen", fmt.Sprint(":", servicePort)}, Network: "bridge",
 		Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: owner, ganger.LabelService: "conformance"},
 		Limits: ganger.Limits{Memory: 64 << 20, Pids: 64, NoNewPrivileges: true},
 	})
@@ -290,4 +300,51 @@ func testEventsEnd(s *suite) {
 		s.Fatalf("a stream ended by its context reported %v; want nothing", err)
 	default:
 	}
+}
+
+// testPublished: a port of Spec.Publish is published whatever the dial
+// mode, Published tells on which host port, and a client reaches the
+// service there, at the backend's advertise address.
+func testPublished(s *suite) {
+	id, _ := s.createPublishing("", []int{servicePort})
+	if p, err := s.b.Published(s.ctx, id); err == nil {
+		s.Fatalf("published ports of a container not started: %v; want an error", p)
+	}
+	addr := s.start(id)
+	s.eventually("no echo from "+addr, func() bool { return echoes(addr) })
+	var ports map[int]int
+	var err error
+	s.eventually("published ports never known", func() bool { ports, err = s.b.Published(s.ctx, id); return err == nil })
+	hp, ok := ports[servicePort]
+	if !ok || hp <= 0 || hp > 65535 || len(ports) != 1 {
+		s.Fatalf("published ports %v; want only %d, on a host port", ports, servicePort)
+	}
+	pub := net.JoinHostPort(s.b.Advertise(), strconv.Itoa(hp))
+	var got string
+	s.eventually("no line echoed from published "+pub, func() bool {
+		got, err = echoLine(pub, "hello, published\n")
+		return err == nil
+	})
+	if got != "hello, published\n" {
+		s.Fatalf("published %s echoed %q", pub, got)
+	}
+	s.remove(id)
+	if p, err := s.b.Published(s.ctx, id); err == nil {
+		s.Fatalf("published ports of a removed container: %v; want an error", p)
+	}
+}
+
+// echoLine writes line to what listens at addr and returns the line it
+// reads back.
+func echoLine(addr, line string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, line); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(c).ReadString('\n')
 }

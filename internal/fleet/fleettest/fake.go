@@ -30,7 +30,8 @@ var _ fleet.Backend = (*Fake)(nil)
 const eventBuffer = 256
 
 // Fake is an in-memory daemon whose started containers listen on
-// 127.0.0.1 and echo. The zero value works; New also cleans up after a
+// 127.0.0.1 and echo: on the address Start returns and, for each port of
+// their Spec.Publish, on a port of their own (see Published). The zero value works; New also cleans up after a
 // test. Set the exported fields before first use; a hook whose behaviour
 // must change later switches inside itself.
 type Fake struct {
@@ -62,6 +63,7 @@ type fakeContainer struct {
 	spec  ganger.Spec
 	state string // created, running, exited
 	ln    net.Listener
+	pub   map[int]net.Listener // by container port: the listeners of Spec.Publish, while running
 	conns map[net.Conn]bool
 }
 
@@ -250,18 +252,58 @@ func (f *Fake) Start(ctx context.Context, id string, port int) (string, error) {
 		return "", fmt.Errorf("start container %s: No such container: %s", id, id)
 	}
 	if c.state != "running" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", fmt.Errorf("start container %s: %w", id, err)
+		lns := []net.Listener{}
+		pub := map[int]net.Listener{}
+		listen := func() (net.Listener, error) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				for _, l := range lns {
+					l.Close()
+				}
+				return nil, fmt.Errorf("start container %s: %w", id, err)
+			}
+			lns = append(lns, ln)
+			return ln, nil
 		}
-		c.state, c.ln, c.conns = "running", ln, map[net.Conn]bool{}
-		if f.Unready {
-			ln.Close() // its address now refuses
-		} else {
-			f.wg.Go(func() { f.accept(c, ln) })
+		ln, err := listen()
+		if err != nil {
+			return "", err
+		}
+		for _, p := range c.spec.Publish {
+			if pub[p] != nil {
+				continue
+			}
+			if pub[p], err = listen(); err != nil {
+				return "", err
+			}
+		}
+		c.state, c.ln, c.pub, c.conns = "running", ln, pub, map[net.Conn]bool{}
+		for _, l := range lns {
+			if f.Unready {
+				l.Close() // its address now refuses
+			} else {
+				f.wg.Go(func() { f.accept(c, l) })
+			}
 		}
 	}
 	return c.ln.Addr().String(), nil
+}
+
+// listens reports whether ln is one of the running container's current
+// listeners; f.mu is held.
+func (c *fakeContainer) listens(ln net.Listener) bool {
+	if c.state != "running" {
+		return false
+	}
+	if c.ln == ln {
+		return true
+	}
+	for _, l := range c.pub {
+		if l == ln {
+			return true
+		}
+	}
+	return false
 }
 
 // accept serves ln until it is closed: each connection echoes.
@@ -272,7 +314,7 @@ func (f *Fake) accept(c *fakeContainer, ln net.Listener) {
 			return
 		}
 		f.mu.Lock()
-		if c.ln != ln || c.state != "running" {
+		if !c.listens(ln) {
 			f.mu.Unlock()
 			conn.Close()
 			return
@@ -283,14 +325,42 @@ func (f *Fake) accept(c *fakeContainer, ln net.Listener) {
 	}
 }
 
-// stop closes the container's listener and connections; f.mu is held.
+// stop closes the container's listeners and connections; f.mu is held.
 func (c *fakeContainer) stop() {
 	c.ln.Close()
+	for _, l := range c.pub {
+		l.Close()
+	}
 	for conn := range c.conns {
 		conn.Close()
 	}
-	c.state, c.conns = "exited", nil
+	c.state, c.pub, c.conns = "exited", nil, nil
 }
+
+// Published returns, for a running container, the port of 127.0.0.1 each
+// port of its Spec.Publish listens on.
+func (f *Fake) Published(ctx context.Context, id string) (map[int]int, error) {
+	if err := f.begin(ctx, "Published", nil); err != nil {
+		return nil, fmt.Errorf("published ports of %s: %w", id, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(id)
+	switch {
+	case c == nil:
+		return nil, fmt.Errorf("published ports of %s: No such container: %s", id, id)
+	case c.state != "running":
+		return nil, fmt.Errorf("published ports of %s: it is not running (%s)", id, c.state)
+	}
+	out := make(map[int]int, len(c.pub))
+	for p, l := range c.pub {
+		out[p] = l.Addr().(*net.TCPAddr).Port
+	}
+	return out, nil
+}
+
+// Advertise is where the Fake's published ports are: 127.0.0.1.
+func (f *Fake) Advertise() string { return "127.0.0.1" }
 
 // Exit makes a running container exit with code: it stops listening, and
 // a "die" event reports the code.

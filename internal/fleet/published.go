@@ -1,0 +1,23 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+)
+
+// Published returns the host port its daemon bound each published port of
+// the container to (container port → host port): those of its
+// Spec.Publish, and its Spec.Port when the daemon dials published ports.
+// Clients reach them at Host. It fails before the container is created,
+// and when it is not running.
+func (c *Container) Published(ctx context.Context) (map[int]int, error) {
+	id := c.ID()
+	if id == "" {
+		return nil, fmt.Errorf("published ports of %s on %s: not created yet", c.ref.Name, c.ref.Daemon)
+	}
+	return c.m.b.Published(ctx, id)
+}
+
+// Host is the address (a host, no port) where its daemon's published
+// ports are reachable: the daemon's advertise address.
+func (c *Container) Host() string { return c.m.b.Advertise() }
