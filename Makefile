@@ -30,12 +30,12 @@ redis-image: docker
 demo: image
 	bin/ganger serve --config examples/ganger.yaml
 
-## test-deps: what the tests run besides Docker (Debian's docker-registry)
+## test-deps: what the tests run besides Docker (Debian's docker-registry, chromium, postgresql)
 test-deps:
 	@bash scripts/ensure-test-deps.sh
 
 ## test: every test, integration tests against the real Docker Engine included
-test: image test-deps vet
+test: image redis-image test-deps vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m ./...
 
 ## test-unit: the tests that need no Docker Engine

@@ -23,6 +23,7 @@ type Mode string
 const (
 	PerConnection Mode = "per-connection" // a container per session (pooled, reused)
 	Shared        Mode = "shared"         // sessions share containers
+	Instance      Mode = "instance"       // a long-lived container per request, with a lifetime
 )
 
 // Placement chooses among the daemons with room.

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # ensure-test-deps.sh installs what the test suite runs besides Docker, from
 # Debian's packages: docker-registry (a real registry on 127.0.0.1 for pull
-# tests) and chromium (the status page is checked in a real browser).
+# tests), chromium (the status page is checked in a real browser) and
+# postgresql (the PostgreSQL store is tested against a real server, which the
+# tests initialise and start themselves: no default cluster is wanted).
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "ensure-test-deps: missing ${missing[*]}; install Debian's packages of those names" >&2
@@ -13,7 +16,29 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "ensure-test-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+case " ${missing[*]} " in
+*" postgresql "*)
+  # Before the package is configured: do not create (nor start) the default
+  # cluster "main". ucf keeps this file as it is (UCF_FORCE_CONFFOLD).
+  mkdir -p /etc/postgresql-common
+  conf=/etc/postgresql-common/createcluster.conf
+  if ! grep -Eq '^[[:space:]]*create_main_cluster[[:space:]]*=[[:space:]]*(false|off)' "$conf" 2>/dev/null; then
+    echo 'create_main_cluster = false' >>"$conf"
+  fi
+  export UCF_FORCE_CONFFOLD=1
+  ;;
+esac
 apt-get update -qq >/dev/null
 apt-get install -y -qq "${missing[@]}" >/dev/null
 # The registry package enables a registry on :5000; the tests start their own.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
+# Were a default PostgreSQL cluster made and started all the same, stop it:
+# the tests run their own servers.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters --no-header 2>/dev/null | while read -r version cluster _ status _; do
+    if [[ $status == online* ]]; then
+      pg_ctlcluster "$version" "$cluster" stop </dev/null >/dev/null 2>&1 || true
+    fi
+  done
+fi
+systemctl disable --now postgresql >/dev/null 2>&1 || true

@@ -97,6 +97,21 @@ func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Contex
 	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, ReloadTimeout: server.SetupTimeout,
 		Token: token, ReadToken: readToken, PublicRead: c.PublicRead, Hosts: c.Hosts, MaxConnections: c.MaxConnections,
 		Log: log.With("component", "api")}
+	if m := srv.Instances(); m != nil {
+		a.Instances = newInstances(m, cfg)
+	}
+	for _, cl := range c.Clients {
+		tok, err := config.ReadToken(cl.Token, cl.TokenFile)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("api client %s: %w", cl.Name, err)
+		}
+		a.Clients = append(a.Clients, api.Client{Name: cl.Name, Token: tok})
+	}
+	for _, t := range c.TrustedProxies {
+		p, _ := config.ParsePrefix(t) // validated with the config
+		a.TrustedProxies = append(a.TrustedProxies, p)
+	}
 	go func() {
 		if err := a.Serve(ln); err != nil {
 			log.Error("api stopped", "err", err)

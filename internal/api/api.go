@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -60,6 +61,12 @@ type API struct {
 	// DefaultMaxConnections.
 	MaxConnections int
 	Log            *slog.Logger
+	// Instances makes and manages instances; nil: none configured.
+	Instances Instances
+	// Clients are the named API clients (instance owners by token).
+	Clients []Client
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -88,6 +95,11 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/daemons/{name}/drain", a.mutating(a.drain(true)))
 	mux.HandleFunc("POST /v1/daemons/{name}/undrain", a.mutating(a.drain(false)))
 	mux.HandleFunc("POST /v1/reload", a.mutating(a.reload))
+	mux.HandleFunc("POST /v1/services/{svc}/instances", a.handle(a.createInstance))
+	mux.HandleFunc("GET /v1/instances", a.handle(a.listInstances))
+	mux.HandleFunc("GET /v1/instances/{id}", a.handle(a.getInstance))
+	mux.HandleFunc("POST /v1/instances/{id}/extend", a.handle(a.extendInstance))
+	mux.HandleFunc("DELETE /v1/instances/{id}", a.handle(a.deleteInstance))
 	mux.Handle("GET /metrics", a.reading(a.Metrics))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.ready)

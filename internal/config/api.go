@@ -28,6 +28,10 @@ func (a API) Tokens() (token, readToken string, err error) {
 	return token, readToken, nil
 }
 
+// ReadToken returns a token given as a value or as a file (trailing
+// newline cut).
+func ReadToken(value, file string) (string, error) { return secret(value, file) }
+
 func secret(value, file string) (string, error) {
 	if file == "" {
 		return value, nil
@@ -54,6 +58,7 @@ func (v *validator) api(a API) {
 	if a.MaxConnections < 1 {
 		v.fail("api.max_connections", "want at least 1, got %d", a.MaxConnections)
 	}
+	v.clients(a, token, read)
 }
 
 // token checks a token given as key or as key_file, and returns it (""
@@ -100,11 +105,12 @@ func validHost(s string) bool {
 	return hostNameRE.MatchString(host)
 }
 
-// apiEqual compares two api blocks; no hosts and an empty list are equal.
+// apiEqual compares two api blocks; a missing list and an empty one are
+// equal.
 func apiEqual(a, b API) bool {
-	if !slices.Equal(a.Hosts, b.Hosts) {
+	if !slices.Equal(a.Hosts, b.Hosts) || !slices.Equal(a.Clients, b.Clients) || !slices.Equal(a.TrustedProxies, b.TrustedProxies) {
 		return false
 	}
-	a.Hosts, b.Hosts = nil, nil
+	a.Hosts, b.Hosts, a.Clients, b.Clients, a.TrustedProxies, b.TrustedProxies = nil, nil, nil, nil, nil, nil
 	return reflect.DeepEqual(a, b)
 }

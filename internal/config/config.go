@@ -32,9 +32,15 @@ type Config struct {
 	Registries []Registry `yaml:"registries"`
 	Daemons    []Daemon   `yaml:"daemons"`
 	Services   []Service  `yaml:"services"`
+	Store      Store      `yaml:"store"`
 
 	warnings Errors // filled by Parse; see Warnings
+	dir      string // the file's directory, set by Load; see Dir
 }
+
+// Dir is the directory of the file the configuration was loaded from
+// ("" when parsed from bytes): relative paths in it are relative to it.
+func (c *Config) Dir() string { return c.dir }
 
 // API configures the HTTP interface: status page, JSON API, metrics.
 type API struct {
@@ -61,6 +67,22 @@ type API struct {
 	// MaxConnections caps the API connections open at once; past it new
 	// ones wait in the kernel's accept queue. Default 64.
 	MaxConnections int `yaml:"max_connections"`
+	// Clients are named API clients (a team, a platform): each token may
+	// create and manage instances, and each client is its own owner for
+	// instance quotas.
+	Clients []APIClient `yaml:"clients"`
+	// TrustedProxies are the CIDRs whose X-Forwarded-For header is
+	// believed (the client address of an anonymous instance owner). From
+	// anyone else it is ignored. Default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// APIClient is one named API client.
+type APIClient struct {
+	Name string `yaml:"name"`
+	// Token, or TokenFile: at least 16 characters, unlike every other.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
 }
 
 // DefaultAPIMaxConnections is api.max_connections' default.
@@ -155,6 +177,9 @@ type Service struct {
 	Image string `yaml:"image"`
 	// Port is the TCP port the service listens on inside the container.
 	Port int `yaml:"port"`
+	// Ports are the container ports clients reach an instance on (mode:
+	// instance); port alone means [port].
+	Ports []int `yaml:"ports"`
 	// Cmd and Entrypoint override the image's, when set.
 	Cmd        []string `yaml:"cmd"`
 	Entrypoint []string `yaml:"entrypoint"`
@@ -173,7 +198,9 @@ type Service struct {
 	Egress string `yaml:"egress"`
 
 	// Mode is "per-connection" (default: each session has a container to
-	// itself) or "shared" (concurrent sessions share containers).
+	// itself), "shared" (concurrent sessions share containers) or
+	// "instance" (an API call makes a long-lived container with a
+	// lifetime; no listen address: clients reach it at its own ports).
 	Mode ganger.Mode `yaml:"mode"`
 	// Start is when a session's container is placed, taken from the pool
 	// or started: "connect" (default: at once, for protocols where the
@@ -190,12 +217,16 @@ type Service struct {
 	Reuse int `yaml:"reuse"`
 	// Shared configures shared mode.
 	Shared Shared `yaml:"shared"`
+	// Instance configures mode: instance.
+	Instance Instance `yaml:"instance"`
 	// Pull is when the image is pulled onto each daemon: "missing"
 	// (default), "always" (at start-up and whenever a daemon comes up), or
 	// "never" (it must be there already).
 	Pull ganger.PullPolicy `yaml:"pull"`
 	// Placement chooses the daemon: "spread" (default: the least utilised,
-	// load rotating among equals) or "binpack" (the fullest that has room).
+	// load rotating among equals) or "binpack" (the fullest that has room;
+	// the default for mode: instance, so that hosts fill before new ones
+	// are used).
 	Placement ganger.Placement `yaml:"placement"`
 	// MaxContainers caps this service's containers over all daemons. 0: no cap.
 	MaxContainers int `yaml:"max_containers"`

@@ -53,13 +53,13 @@ func TestExampleWritesEveryDefault(t *testing.T) {
 	want := DefaultService()
 	want.Name, want.Listen, want.Image, want.Port, want.Cmd = s.Name, s.Listen, s.Image, s.Port, s.Cmd
 	want.Entrypoint, want.Env, want.Limits.Tmpfs, want.Limits.CapAdd = []string{}, map[string]string{}, map[string]string{}, []string{}
-	want.TrustedProxies = []string{}
+	want.TrustedProxies, want.Ports, want.Instance.Secrets = []string{}, []int{}, map[string]int{}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("example service differs from the defaults:\ngot  %+v\nwant %+v", s, want)
 	}
 	def := defaultConfig()
 	def.API.PublicRead = true // on purpose: the demo's status page opens without a token, on 127.0.0.1
-	if cfg.Health != def.Health || cfg.Limits != def.Limits || cfg.Reconcile != def.Reconcile || !apiEqual(cfg.API, def.API) {
+	if cfg.Health != def.Health || cfg.Limits != def.Limits || cfg.Reconcile != def.Reconcile || !apiEqual(cfg.API, def.API) || cfg.Store != def.Store {
 		t.Fatalf("example top level differs from the defaults: health %+v limits %+v reconcile %v api %+v", cfg.Health, cfg.Limits, cfg.Reconcile, cfg.API)
 	}
 	d := DaemonFromEnv()

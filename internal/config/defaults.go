@@ -22,6 +22,9 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 	type plain Service
 	p := plain(DefaultService())
 	err := n.Decode(&p)
+	if p.Mode == ganger.Instance && !hasKey(n, "placement") {
+		p.Placement = ganger.Binpack // instances fill hosts before new ones are used
+	}
 	*s = Service(p)
 	s.decodeErr = err // kept, not returned: yaml.v3 drops a list element whose decoding fails
 	return nil
@@ -36,6 +39,7 @@ func DefaultService() Service {
 		Mode:      ganger.PerConnection,
 		Reuse:     1,
 		Shared:    Shared{Replicas: 1, IdleStop: Duration(DefaultIdleStop)},
+		Instance:  defaultInstance(),
 		Pull:      ganger.PullMissing,
 		Placement: ganger.Spread,
 		Queue:     Queue{Max: DefaultQueueMax, Timeout: Duration(DefaultQueueTimeout)},
@@ -96,6 +100,7 @@ func defaultConfig() Config {
 		Reconcile: Duration(DefaultReconcile),
 		API:       API{Listen: DefaultAPIListen, MaxConnections: DefaultAPIMaxConnections},
 		Health:    Health{Interval: Duration(DefaultHealthEvery), Timeout: Duration(DefaultHealthEvery), Failures: DefaultHealthFails},
+		Store:     Store{Driver: "sqlite", Path: DefaultStorePath},
 	}
 }
 
@@ -119,6 +124,12 @@ func (c *Config) applyDefaults() {
 		s := &c.Services[i]
 		if r := &s.PerIPRate; r.Rate > 0 && r.Burst == 0 {
 			r.Burst = max(1, int(math.Ceil(r.Rate)))
+		}
+		if s.Mode == ganger.Instance && len(s.Ports) == 0 && s.Port != 0 {
+			s.Ports = []int{s.Port}
+		}
+		if s.Mode == ganger.Instance && s.Port == 0 && len(s.Ports) > 0 {
+			s.Port = s.Ports[0] // readiness is checked on the first
 		}
 		if s.Pool.Max == 0 {
 			s.Pool.Max = s.Pool.Min

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -81,7 +82,11 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(path, data)
+	cfg, err := Parse(path, data)
+	if err == nil {
+		cfg.dir = filepath.Dir(path)
+	}
+	return cfg, err
 }
 
 // Parse is Load on bytes already read; name labels the errors.

@@ -63,6 +63,7 @@ func (c *Config) validate(pos *positions) []Error {
 	}
 	v.services(c.Services)
 	v.global(c)
+	v.store(c)
 	v.apiClash(c)
 	v.poolFits(c)
 	v.egressReachable(c)
@@ -188,14 +189,21 @@ func (v *validator) service(p string, s Service) {
 	} else if !nameRE.MatchString(s.Name) {
 		v.fail(p+".name", "want lower-case letters, digits, '_', '.' or '-' (at most 63), got %q", s.Name)
 	}
-	v.listen(p+".listen", s.Listen)
+	if s.Mode == ganger.Instance {
+		v.instance(p, s)
+	} else {
+		v.listen(p+".listen", s.Listen)
+		if s.Port == 0 {
+			v.fail(p+".port", "missing: the TCP port the service listens on inside the container")
+		} else if s.Port < 1 || s.Port > 65535 {
+			v.fail(p+".port", "want 1-65535, got %d", s.Port)
+		}
+		if len(s.Ports) > 0 {
+			v.fail(p+".ports", "applies to mode: instance; a session's container has one port: port")
+		}
+	}
 	if s.Image == "" {
 		v.fail(p+".image", "missing: the image each container runs")
-	}
-	if s.Port == 0 {
-		v.fail(p+".port", "missing: the TCP port the service listens on inside the container")
-	} else if s.Port < 1 || s.Port > 65535 {
-		v.fail(p+".port", "want 1-65535, got %d", s.Port)
 	}
 	for k := range s.Env {
 		if !envKeyRE.MatchString(k) {
@@ -222,8 +230,8 @@ func (v *validator) service(p string, s Service) {
 }
 
 func (v *validator) modes(p string, s Service) {
-	if !oneOf(s.Mode, ganger.PerConnection, ganger.Shared) {
-		v.fail(p+".mode", "want per-connection or shared, got %q", s.Mode)
+	if !oneOf(s.Mode, ganger.PerConnection, ganger.Shared, ganger.Instance) {
+		v.fail(p+".mode", "want per-connection, shared or instance, got %q", s.Mode)
 	}
 	if s.Reuse < 1 {
 		v.fail(p+".reuse", "want at least 1 (1: a fresh container per session), got %d", s.Reuse)
@@ -242,6 +250,9 @@ func (v *validator) modes(p string, s Service) {
 	}
 	if s.Mode == ganger.Shared && (s.Pool.Min > 0 || s.Pool.Max > 0 || s.Pool.Adaptive || s.Reuse > 1) {
 		v.fail(p+".mode", "pool and reuse apply to per-connection mode; shared mode uses shared.replicas")
+	}
+	if s.Mode == ganger.Instance && (s.Pool.Min > 0 || s.Pool.Max > 0 || s.Pool.Adaptive || s.Reuse > 1) {
+		v.fail(p+".mode", "pool and reuse apply to per-connection mode, not to instances")
 	}
 	if s.Shared.Replicas < 1 {
 		v.fail(p+".shared.replicas", "want at least 1, got %d", s.Shared.Replicas)

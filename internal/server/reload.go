@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/session"
 )
@@ -32,9 +33,10 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	s.warnRestartOnly(cfg)
+	svcs := s.keepInstanceServices(cfg.Services)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.diff(cfg.Services)
+	d := s.diff(sessionServices(svcs))
 	var opened []*running
 	for _, sc := range d.added {
 		r, err := s.open(sc)
@@ -60,9 +62,35 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 		s.log.Info("reload: service started", "service", r.svc.Name())
 	}
 	s.running = next
-	s.cfg.Services = cfg.Services
-	s.fleet.SetImages(images(cfg.Services, s.cfg.Node))
+	s.cfg.Services = svcs
+	s.fleet.SetImages(images(svcs, s.cfg.Node))
 	return nil
+}
+
+// sessionServices are the services that listen: all but instances.
+func sessionServices(svcs []config.Service) []config.Service {
+	return slices.DeleteFunc(slices.Clone(svcs), func(sc config.Service) bool { return sc.Mode == ganger.Instance })
+}
+
+// keepInstanceServices returns svcs with the instance services as they
+// run now: those change with a restart only (their live instances are
+// taken back then), and a reload says so.
+func (s *Server) keepInstanceServices(svcs []config.Service) []config.Service {
+	var old, next []config.Service
+	for _, sc := range s.cfg.Services {
+		if sc.Mode == ganger.Instance {
+			old = append(old, sc)
+		}
+	}
+	for _, sc := range svcs {
+		if sc.Mode == ganger.Instance {
+			next = append(next, sc)
+		}
+	}
+	if !slices.EqualFunc(old, next, func(a, b config.Service) bool { return len(config.ServiceChanges(a, b)) == 0 && a.Name == b.Name }) {
+		s.log.Warn("reload: instance services change with a restart only; they keep their running configuration")
+	}
+	return append(sessionServices(svcs), old...)
 }
 
 // diff is what a reload changes.

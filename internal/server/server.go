@@ -12,8 +12,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/fleet"
+	"github.com/ganger-dev/ganger/internal/instance"
 	"github.com/ganger-dev/ganger/internal/session"
 )
 
@@ -30,6 +32,9 @@ type Server struct {
 	log   *slog.Logger
 	fleet *fleet.Fleet
 	env   session.Env
+
+	store     instance.Store    // nil without instance services
+	instances *instance.Manager // nil without instance services
 
 	reloadMu sync.Mutex // one reload at a time, start to end
 
@@ -50,7 +55,9 @@ type running struct {
 // New returns a node for cfg over the given daemons (see Daemons for the
 // configured Docker ones). It contacts nothing yet: Start does.
 func New(cfg *config.Config, daemons []fleet.Daemon, log *slog.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, errc: make(chan error, 1)}
 	f := fleet.New(fleet.Options{
+		Keep:        s.keep,
 		Node:        cfg.Node,
 		Log:         log,
 		MaxSessions: cfg.Limits.MaxSessions,
@@ -70,10 +77,8 @@ func New(cfg *config.Config, daemons []fleet.Daemon, log *slog.Logger) (*Server,
 	if conns == 0 {
 		conns = DefaultMaxConnections()
 	}
-	s := &Server{
-		cfg: cfg, log: log, fleet: f, errc: make(chan error, 1),
-		env: session.Env{Fleet: f, Recent: session.NewRecent(200), Conns: session.NewSlots(conns)},
-	}
+	s.fleet = f
+	s.env = session.Env{Fleet: f, Recent: session.NewRecent(200), Conns: session.NewSlots(conns)}
 	f.SetImages(images(cfg.Services, cfg.Node))
 	f.Metrics().Registry.MustRegister(gauges{s})
 	log.Info("connection cap", "max_connections", conns)
@@ -93,10 +98,23 @@ func images(svcs []config.Service, node string) []fleet.Image {
 // daemon answers, if two daemons are one engine, or if a service's image
 // is on none that does. On error nothing is left listening.
 func (s *Server) Start(ctx context.Context) error {
-	if err := s.fleet.Start(ctx); err != nil {
+	if err := s.openInstances(ctx); err != nil {
 		return err
 	}
+	if err := s.fleet.Start(ctx); err != nil {
+		s.closeStore()
+		return err
+	}
+	if s.instances != nil {
+		if err := s.instances.Start(ctx); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	for _, sc := range s.cfg.Services {
+		if sc.Mode == ganger.Instance {
+			continue // no listener: clients reach each instance at its own ports
+		}
 		r, err := s.open(sc)
 		if err != nil {
 			s.closeListeners()
@@ -196,10 +214,20 @@ func (s *Server) shutdown(force context.Context) {
 	}
 	wg.Wait()
 	s.wg.Wait()
+	if s.instances != nil {
+		s.instances.Close() // instances live on: the next start takes them back
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
 	s.fleet.Close(ctx)
+	s.closeStore()
 	s.log.Info("stopped")
+}
+
+func (s *Server) closeStore() {
+	if s.store != nil {
+		s.store.Close()
+	}
 }
 
 func (s *Server) closeListeners() {
@@ -212,7 +240,11 @@ func (s *Server) closeListeners() {
 // Close releases what Start acquired when Serve is never called.
 func (s *Server) Close() {
 	s.closeListeners()
+	if s.instances != nil {
+		s.instances.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
 	s.fleet.Close(ctx)
+	s.closeStore()
 }

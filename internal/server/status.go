@@ -21,7 +21,7 @@ func (s *Server) Services() []view.Service {
 		c := r.svc.Config()
 		out = append(out, view.Service{Name: c.Name, Listen: r.ln.Addr().String(), Mode: string(c.Mode), Image: c.Image, Placement: string(c.Placement), Stats: r.svc.Stats()})
 	}
-	return out
+	return append(out, s.instanceViews()...)
 }
 
 // Daemons returns every daemon's status, in config order.

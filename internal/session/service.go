@@ -82,14 +82,14 @@ func New(cfg config.Service, env Env, log *slog.Logger) *Service {
 		closing: make(chan struct{}),
 		book:    newBook(),
 	}
-	s.env.Fleet.Sched().AddService(cfg.Name, schedLimits(cfg))
+	s.env.Fleet.Sched().AddService(cfg.Name, SchedLimits(cfg))
 	s.conf.Store(newConf(cfg, env.Fleet.Node(), 1))
 	s.supply = newSupply(s)
 	return s
 }
 
 func newConf(cfg config.Service, node string, gen int) *conf {
-	cf := &conf{cfg: cfg, spec: specFor(cfg, node), ips: newIPLimits(cfg), gen: gen}
+	cf := &conf{cfg: cfg, spec: SpecFor(cfg, node), ips: newIPLimits(cfg), gen: gen}
 	if cfg.ProxyProtocol {
 		for _, t := range cfg.TrustedProxies {
 			p, _ := config.ParsePrefix(t) // validated with the config
@@ -99,7 +99,8 @@ func newConf(cfg config.Service, node string, gen int) *conf {
 	return cf
 }
 
-func schedLimits(cfg config.Service) sched.ServiceLimits {
+// SchedLimits are a service's capacity settings as the scheduler takes them.
+func SchedLimits(cfg config.Service) sched.ServiceLimits {
 	policy := sched.Spread
 	if cfg.Placement == ganger.Binpack {
 		policy = sched.Binpack
@@ -130,12 +131,14 @@ func (s *Service) Update(cfg config.Service) {
 	if old.cfg.PerIP == cfg.PerIP && old.cfg.PerIPRate == cfg.PerIPRate {
 		cf.ips = old.ips // the same limits: live per-address counts carry over
 	}
-	s.env.Fleet.Sched().UpdateService(s.name, schedLimits(cfg))
+	s.env.Fleet.Sched().UpdateService(s.name, SchedLimits(cfg))
 	s.conf.Store(cf)
 	s.supply.refresh()
 }
 
-func specFor(c config.Service, node string) ganger.Spec {
+// SpecFor is the container template of a service on node: image, command,
+// network, labels and limits; a container's name is set per container.
+func SpecFor(c config.Service, node string) ganger.Spec {
 	env := make([]string, 0, len(c.Env))
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 		env = append(env, k+"="+c.Env[k])

@@ -86,3 +86,24 @@ type Sessions struct {
 	Live   []Session `json:"live"`
 	Recent []Session `json:"recent"`
 }
+
+// Instance is what the API shows of an instance. Secrets and the connect
+// line are shown to its owner only; OwnerToken only once, when it is made.
+type Instance struct {
+	ID           string            `json:"id"`
+	Service      string            `json:"service"`
+	State        string            `json:"state"`
+	Owner        string            `json:"owner,omitempty"`
+	Daemon       string            `json:"daemon,omitempty"`
+	Host         string            `json:"host,omitempty"`
+	Ports        map[string]int    `json:"ports,omitempty"` // container port → port clients connect to
+	Secrets      map[string]string `json:"secrets,omitempty"`
+	Connect      string            `json:"connect,omitempty"`
+	CreatedAt    time.Time         `json:"created_at"`
+	ExpiresAt    time.Time         `json:"expires_at"`
+	MaxExpiresAt time.Time         `json:"max_expires_at"`
+	ExtendsLeft  int               `json:"extends_left"`
+	EndedAt      *time.Time        `json:"ended_at,omitempty"`
+	Reason       string            `json:"reason,omitempty"`
+	OwnerToken   string            `json:"owner_token,omitempty"`
+}

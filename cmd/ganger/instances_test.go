@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ganger-dev/ganger/internal/dockertest"
+)
+
+// redisImage is the Redis server image `make test` builds from Debian's
+// package (scripts/build-redis-image.sh).
+const redisImage = "ganger-redis:latest"
+
+type instanceJSON struct {
+	ID           string
+	State        string
+	Host         string
+	Ports        map[string]int
+	Secrets      map[string]string
+	Connect      string
+	OwnerToken   string    `json:"owner_token"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	MaxExpiresAt time.Time `json:"max_expires_at"`
+	ExtendsLeft  int       `json:"extends_left"`
+	EndedAt      time.Time `json:"ended_at"`
+}
+
+// instanceNode writes the config of a node with a public Redis instance
+// service and starts it; it returns the process, the API's URL and the
+// config's path (a restart reuses it, and its store).
+func instanceNode(t *testing.T, node string) (*proc, string, string) {
+	d := dockertest.Daemon(t)
+	if err := d.EnsureImage(context.Background(), redisImage, "never"); err != nil {
+		t.Fatalf("%s: %v (make test builds it: make redis-image)", redisImage, err)
+	}
+	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	y := fmt.Sprintf(`node: %s
+api: {listen: 127.0.0.1:0, token: %s}
+services:
+  - name: redis
+    mode: instance
+    image: %s
+    ports: [6379]
+    cmd: ["--port", "6379", "--save", "", "--appendonly", "no", "--dir", "/tmp", "--requirepass", "{{.Secrets.password}}"]
+    instance:
+      public: true
+      ttl: 4s
+      max_ttl: 7s
+      extend: {by: 2s, max: 1}
+      per_owner: 2
+      create_rate: {rate: 100, burst: 100}
+      secrets: {password: 24}
+      connect: "redis://:{{.Secrets.password}}@{{.Host}}:{{.Port 6379}}"
+`, node, token, redisImage)
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, api := startInstanceProc(t, path)
+	return p, api, path
+}
+
+var apiListenRE = regexp.MustCompile(`msg="api listening" addr=(\S+)`)
+
+func startInstanceProc(t *testing.T, path string) (*proc, string) {
+	p := startProc(t, path)
+	var api string
+	dockertest.Eventually(t, time.Minute, "api never listened", func() bool {
+		if m := apiListenRE.FindStringSubmatch(p.logs.String()); m != nil {
+			api = "http://" + m[1]
+		}
+		return api != ""
+	})
+	return p, api
+}
+
+// call makes an API call with the bearer token given ("" for none) and
+// decodes the answer into v if it is not nil.
+func call(t *testing.T, method, url, bearer string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if v != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("%s %s: %v\n%s", method, url, err, body)
+		}
+	}
+	return resp.StatusCode
+}
+
+// redisSession connects to an instance, AUTHs with password and runs
+// commands, returning each reply's first line.
+func redisSession(t *testing.T, addr, password string, cmds ...string) []string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	var out []string
+	for _, cmd := range append([]string{"AUTH " + password}, cmds...) {
+		fmt.Fprintf(c, "%s\r\n", cmd)
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "$") && line != "$-1" { // a bulk string: its value follows
+			v, _ := r.ReadString('\n')
+			line = strings.TrimRight(v, "\r\n")
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// One API call gives a private Redis: host, port and a generated password
+// that Redis requires; the owner token shows it again and extends it (once,
+// within max_ttl), the admin sees it without its secrets, a stranger not at
+// all. Ganger killed with -9 and started again takes it back: it still
+// answers and still expires at its time, its record saying expired once
+// its container is gone. Twenty concurrent creates by one address give
+// exactly per_owner instances.
+func TestInstancesEndToEnd(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	p, api, path := instanceNode(t, node)
+
+	var inst instanceJSON
+	if code := call(t, "POST", api+"/v1/services/redis/instances", "", &inst); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	addr := net.JoinHostPort(inst.Host, fmt.Sprint(inst.Ports["6379"]))
+	pw := inst.Secrets["password"]
+	if inst.State != "running" || len(pw) != 24 || inst.OwnerToken == "" || inst.Connect != "redis://:"+pw+"@"+addr {
+		t.Fatalf("instance %+v", inst)
+	}
+	if got := redisSession(t, addr, pw, "SET k v", "GET k"); got[0] != "+OK" || got[1] != "+OK" || got[2] != "v" {
+		t.Fatalf("redis with the password: %q", got)
+	}
+	if got := redisSession(t, addr, "wrong-password"); !strings.HasPrefix(got[0], "-WRONGPASS") {
+		t.Fatalf("redis with a wrong password: %q", got)
+	}
+	if strings.Contains(p.logs.String(), pw) {
+		t.Fatal("the password is in Ganger's log")
+	}
+
+	var mine, admin instanceJSON
+	if code := call(t, "GET", api+"/v1/instances/"+inst.ID, inst.OwnerToken, &mine); code != 200 || mine.Secrets["password"] != pw {
+		t.Fatalf("owner's GET: %d %+v", code, mine)
+	}
+	if code := call(t, "GET", api+"/v1/instances/"+inst.ID, token, &admin); code != 200 || admin.Secrets["password"] == pw || admin.Connect != "" {
+		t.Fatalf("admin's GET: %d %+v; want no secret", code, admin)
+	}
+	if code := call(t, "GET", api+"/v1/instances/"+inst.ID, "", nil); code != 401 {
+		t.Fatalf("GET without a token: %d", code)
+	}
+	if code := call(t, "GET", api+"/v1/instances/"+inst.ID, "not-the-owner-token", nil); code != 404 {
+		t.Fatalf("GET with another token: %d", code)
+	}
+	var ext instanceJSON
+	if code := call(t, "POST", api+"/v1/instances/"+inst.ID+"/extend", inst.OwnerToken, &ext); code != 200 ||
+		!ext.ExpiresAt.Equal(inst.ExpiresAt.Add(2*time.Second)) || ext.ExtendsLeft != 0 {
+		t.Fatalf("extend: %d %+v; want 2s more", code, ext)
+	}
+	if code := call(t, "POST", api+"/v1/instances/"+inst.ID+"/extend", inst.OwnerToken, nil); code != 409 {
+		t.Fatalf("a second extension of one: %d; want 409", code)
+	}
+
+	// kill -9, then start again: the instance lives on and is taken back.
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.wait()
+	if got := redisSession(t, addr, pw, "GET k"); got[1] != "v" {
+		t.Fatalf("while Ganger is down: %q", got)
+	}
+	_, api = startInstanceProc(t, path)
+	if got := redisSession(t, addr, pw, "GET k"); got[1] != "v" {
+		t.Fatalf("after the restart: %q", got)
+	}
+	var ended instanceJSON
+	dockertest.Eventually(t, time.Minute, "instance not expired", func() bool {
+		call(t, "GET", api+"/v1/instances/"+inst.ID, inst.OwnerToken, &ended)
+		return ended.State == "expired"
+	})
+	if ended.EndedAt.Before(ext.ExpiresAt) {
+		t.Fatalf("ended at %s, before its expiry %s", ended.EndedAt, ext.ExpiresAt)
+	}
+	t.Logf("expired %s after its time (the benchmark measures this)", ended.EndedAt.Sub(ext.ExpiresAt))
+	if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=ganger.instance="+inst.ID).Output(); len(bytes.TrimSpace(out)) != 0 {
+		t.Fatal("record says expired while its container is there")
+	}
+
+	// Quota: twenty at once from one address.
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var made []instanceJSON
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			var got instanceJSON
+			code := call(t, "POST", api+"/v1/services/redis/instances", "", &got)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[code]++
+			if code == 201 {
+				made = append(made, got)
+			}
+		})
+	}
+	wg.Wait()
+	if codes[201] != 2 || codes[429] != 18 {
+		t.Fatalf("20 concurrent creates by one address: %v; want 2 created and 18 refused", codes)
+	}
+	for _, m := range made {
+		if code := call(t, "DELETE", api+"/v1/instances/"+m.ID, m.OwnerToken, nil); code != 200 {
+			t.Fatalf("delete: %d", code)
+		}
+	}
+	var live []instanceJSON
+	if call(t, "GET", api+"/v1/instances", token, &live); len(live) != 0 {
+		t.Fatalf("%d live instances left", len(live))
+	}
+}

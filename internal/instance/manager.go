@@ -1,0 +1,537 @@
+package instance
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/fleet"
+)
+
+// Service is one instance service as the Manager runs it.
+type Service struct {
+	Name string
+	// Spec is the container's template: image, network, limits, labels
+	// (managed, service, owner). Its Cmd and Env entries are templates
+	// over the instance's secrets; Name, Port and Publish are set per
+	// instance.
+	Spec  ganger.Spec
+	Ports []int // container ports clients reach; readiness is checked on the first
+	Life  Lifetime
+	// PerOwner caps an owner's live instances of the service; 0: no cap.
+	PerOwner int
+	// Rate and Burst cap an owner's creations per second; Rate 0: none.
+	Rate  float64
+	Burst int
+	// Return gives an owner at its quota its newest instance back
+	// instead of refusing it (on_existing: return).
+	Return  bool
+	Secrets map[string]int // name → length
+	Connect *Template      // the connect line; nil: none
+	// Queue, Ready, Backoff and BackoffMax pace the launch (see
+	// fleet.Request).
+	Queue, Ready, Backoff, BackoffMax time.Duration
+}
+
+// Env is what a Manager works with.
+type Env struct {
+	Fleet *fleet.Fleet
+	Store Store
+	Clock Clock // nil: RealClock
+	Log   *slog.Logger
+}
+
+// Errors a caller maps to answers (the API: 404, 429, 400, 409).
+var (
+	ErrUnknownService = errors.New("no such instance service")
+	ErrRate           = errors.New("too many creations; try again later")
+	ErrBadTTL         = errors.New("bad ttl")
+	ErrNotLive        = errors.New("instance is not live")
+)
+
+// RateError is ErrRate with when to try again.
+type RateError struct{ RetryAfter time.Duration }
+
+func (e *RateError) Error() string {
+	return fmt.Sprintf("%v (in %s)", ErrRate, e.RetryAfter.Round(time.Second))
+}
+func (e *RateError) Unwrap() error { return ErrRate }
+
+// Manager makes instances, expires each at its time, and takes them back
+// after a restart. Records live in the Store; containers are the fleet's,
+// launched to outlive this process (fleet.Request.Keep).
+type Manager struct {
+	env   Env
+	node  string
+	clock Clock
+	log   *slog.Logger
+	dl    *Deadlines
+
+	mu      sync.Mutex
+	svcs    map[string]*Service
+	live    map[string]*fleet.Container // by instance id
+	kept    map[string]bool             // live records of this node before recovery
+	buckets map[[2]string]*bucket       // (service, owner)
+	ending  map[string]bool             // ids whose end is under way
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewManager returns a Manager of the services over env, for the node.
+func NewManager(node string, env Env, svcs []Service) *Manager {
+	if env.Clock == nil {
+		env.Clock = RealClock{}
+	}
+	if env.Log == nil {
+		env.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{
+		env: env, node: node, clock: env.Clock, log: env.Log.With("component", "instances"),
+		svcs: map[string]*Service{}, live: map[string]*fleet.Container{}, kept: map[string]bool{},
+		buckets: map[[2]string]*bucket{}, ending: map[string]bool{}, ctx: ctx, cancel: cancel,
+	}
+	for i := range svcs {
+		m.svcs[svcs[i].Name] = &svcs[i]
+	}
+	m.dl = NewDeadlines(env.Clock, m.expire)
+	return m
+}
+
+// Load reads this node's live records, so that Keep answers before the
+// fleet's start-up sweep. Call it before the fleet starts.
+func (m *Manager) Load(ctx context.Context) error {
+	recs, err := m.env.Store.Live(ctx, m.node)
+	if err != nil {
+		return fmt.Errorf("instances: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, r := range recs {
+		m.kept[r.ID] = true
+	}
+	return nil
+}
+
+// Keep is the fleet's sweep hook: a container of a live instance stays.
+func (m *Manager) Keep(c ganger.Managed) bool {
+	id := c.Labels[ganger.LabelInstance]
+	if id == "" {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.kept[id] || m.live[id] != nil
+}
+
+// Start takes back the live instances of an earlier run (their containers
+// adopted, their deadlines set again; one whose container vanished is
+// marked lost) and starts expiring. Call it after the fleet started.
+func (m *Manager) Start(ctx context.Context) error {
+	recs, err := m.env.Store.Live(ctx, m.node)
+	if err != nil {
+		return fmt.Errorf("instances: %w", err)
+	}
+	listed := map[string][]ganger.Managed{}
+	for _, r := range recs {
+		if r.Daemon != "" && listed[r.Daemon] == nil {
+			l, err := m.env.Fleet.Listed(ctx, r.Daemon)
+			if err != nil {
+				m.log.Warn("cannot list a daemon's containers; its instances wait for the next start", "daemon", r.Daemon, "err", err)
+				listed[r.Daemon] = []ganger.Managed{}
+				continue
+			}
+			listed[r.Daemon] = l
+		}
+	}
+	for _, r := range recs {
+		m.recover(ctx, r, listed[r.Daemon])
+	}
+	m.mu.Lock()
+	m.kept = map[string]bool{}
+	m.mu.Unlock()
+	m.wg.Go(func() { m.dl.Run(m.ctx) })
+	return nil
+}
+
+func (m *Manager) recover(ctx context.Context, r Record, listed []ganger.Managed) {
+	svc := m.service(r.Service)
+	i := slices.IndexFunc(listed, func(c ganger.Managed) bool { return c.ID == r.Container })
+	switch {
+	case svc == nil:
+		m.finish(r.ID, nil, Deleted, "its service is no longer configured")
+	case r.State == Starting:
+		var c *fleet.Container
+		if i >= 0 {
+			c, _ = m.env.Fleet.Adopt(ctx, r.Daemon, r.Service, listed[i], svc.Ports[0])
+		}
+		m.finish(r.ID, c, Failed, "ganger stopped while it started")
+	case i < 0:
+		m.finish(r.ID, nil, Lost, "its container was gone when ganger started")
+	default:
+		c, err := m.env.Fleet.Adopt(ctx, r.Daemon, r.Service, listed[i], svc.Ports[0])
+		if err != nil {
+			m.log.Warn("cannot take an instance back", "instance", r.ID, "err", err)
+			m.finish(r.ID, nil, Lost, "cannot take it back: "+err.Error())
+			return
+		}
+		m.hold(r.ID, c)
+		m.dl.Set(r.ID, r.ExpiresAt) // past already: it expires at once
+		m.log.Info("instance taken back", "instance", r.ID, "service", r.Service, "expires_at", r.ExpiresAt)
+	}
+}
+
+// Close stops expiring; live instances keep running, and the next start
+// takes them back.
+func (m *Manager) Close() {
+	m.cancel()
+	m.wg.Wait()
+}
+
+func (m *Manager) service(name string) *Service {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.svcs[name]
+}
+
+// Create makes an instance of the service for owner and returns it once
+// it answers, with its owner token (shown once; only its hash is kept). A
+// ttl of 0 takes the service's. With on_existing: return, an owner at its
+// quota gets its newest live instance back and no token (existing true).
+func (m *Manager) Create(ctx context.Context, service, owner string, ttl time.Duration) (rec Record, token string, existing bool, err error) {
+	svc := m.service(service)
+	if svc == nil {
+		return Record{}, "", false, ErrUnknownService
+	}
+	if ttl < 0 || ttl > svc.Life.MaxTTL {
+		return Record{}, "", false, fmt.Errorf("%w: want more than 0 and at most max_ttl (%s)", ErrBadTTL, svc.Life.MaxTTL)
+	}
+	if svc.Return && svc.PerOwner > 0 {
+		if r, ok := m.newest(ctx, service, owner, svc.PerOwner); ok {
+			return r, "", true, nil
+		}
+	}
+	if wait := m.take(service, owner, svc); wait > 0 {
+		return Record{}, "", false, &RateError{RetryAfter: wait}
+	}
+	token, err = randomString(32)
+	if err != nil {
+		return Record{}, "", false, err
+	}
+	secrets, err := Secrets(svc.Secrets)
+	if err != nil {
+		return Record{}, "", false, err
+	}
+	now := m.clock.Now()
+	sum := sha256.Sum256([]byte(token))
+	rec = Record{
+		ID: newID(), Service: service, Owner: owner, TokenHash: sum[:], State: Starting, Node: m.node,
+		Secrets: secrets, CreatedAt: now, ExpiresAt: now.Add(svc.Life.MaxTTL), MaxExpiresAt: now.Add(svc.Life.MaxTTL),
+	}
+	if err := m.env.Store.Create(ctx, rec, svc.PerOwner); err != nil {
+		if errors.Is(err, ErrQuota) && svc.Return {
+			if r, ok := m.newest(ctx, service, owner, 1); ok {
+				return r, "", true, nil
+			}
+		}
+		return Record{}, "", false, err
+	}
+	rec, err = m.launch(ctx, svc, rec, ttl)
+	return rec, token, false, err
+}
+
+// newest returns the owner's newest live instance of the service if it
+// holds at least n.
+func (m *Manager) newest(ctx context.Context, service, owner string, n int) (Record, bool) {
+	recs, err := m.env.Store.List(ctx, Filter{Service: service, Owner: owner, LiveOnly: true})
+	if err != nil || len(recs) < n {
+		return Record{}, false
+	}
+	return recs[0], true
+}
+
+// launch starts rec's container and records where it runs, or records why
+// it failed.
+func (m *Manager) launch(ctx context.Context, svc *Service, rec Record, ttl time.Duration) (Record, error) {
+	spec, err := m.spec(svc, rec)
+	if err == nil {
+		var c *fleet.Container
+		c, err = m.env.Fleet.Launch(ctx, fleet.Request{
+			Service: svc.Name, Spec: spec, QueueTimeout: svc.Queue, ReadyTimeout: svc.Ready,
+			Backoff: svc.Backoff, BackoffMax: svc.BackoffMax, Log: m.log, Keep: true,
+		})
+		if err == nil {
+			var ports map[int]int
+			if ports, err = c.Published(ctx); err != nil {
+				c.Destroy()
+			} else {
+				now := m.clock.Now()
+				expires, _ := svc.Life.Expiry(rec.CreatedAt, now, ttl)
+				rec, err = m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
+					r.State, r.Daemon, r.Container, r.Host, r.Ports = Running, c.Daemon(), c.ID(), c.Host(), ports
+					r.ReadyAt, r.ExpiresAt = now, expires
+					return nil
+				})
+				if err != nil {
+					c.Destroy()
+				} else {
+					m.hold(rec.ID, c)
+					m.dl.Set(rec.ID, rec.ExpiresAt)
+					m.log.Info("instance ready", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner,
+						"daemon", rec.Daemon, "expires_at", rec.ExpiresAt)
+					return rec, nil
+				}
+			}
+		}
+	}
+	m.log.Warn("instance failed", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner, "err", err)
+	m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
+		r.State, r.Reason, r.EndedAt = Failed, err.Error(), m.clock.Now()
+		return nil
+	})
+	return Record{}, err
+}
+
+// spec is the container of rec: the service's template with the
+// secrets filled in.
+func (m *Manager) spec(svc *Service, rec Record) (ganger.Spec, error) {
+	spec := svc.Spec
+	spec.Name = "ganger-" + svc.Name + "-" + rec.ID
+	spec.Port, spec.Publish = svc.Ports[0], slices.Clone(svc.Ports)
+	spec.Labels = maps.Clone(svc.Spec.Labels)
+	spec.Labels[ganger.LabelInstance] = rec.ID
+	v := Values{Secrets: rec.Secrets}
+	render := func(in []string) ([]string, error) {
+		out := make([]string, len(in))
+		for i, s := range in {
+			t, err := ParseTemplate("arg", s)
+			if err != nil {
+				return nil, err
+			}
+			if out[i], err = t.Render(v); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	var err error
+	if spec.Cmd, err = render(svc.Spec.Cmd); err != nil {
+		return spec, fmt.Errorf("cmd: %w", err)
+	}
+	if spec.Env, err = render(svc.Spec.Env); err != nil {
+		return spec, fmt.Errorf("env: %w", err)
+	}
+	return spec, nil
+}
+
+// hold registers a live instance's container, and ends the instance as
+// lost if the container exits on its own.
+func (m *Manager) hold(id string, c *fleet.Container) {
+	m.mu.Lock()
+	m.live[id] = c
+	m.mu.Unlock()
+	context.AfterFunc(c.Life(), func() {
+		m.mu.Lock()
+		ours := m.live[id] == c && !m.ending[id]
+		m.mu.Unlock()
+		if ours {
+			e := c.Exit()
+			m.log.Warn("instance container exited", "instance", id, "code", e.Code)
+			m.finish(id, c, Lost, fmt.Sprintf("its container exited (code %d)", e.Code))
+		}
+	})
+}
+
+// Get returns an instance's record.
+func (m *Manager) Get(ctx context.Context, id string) (Record, error) {
+	return m.env.Store.Get(ctx, id)
+}
+
+// List returns records, newest first.
+func (m *Manager) List(ctx context.Context, f Filter) ([]Record, error) {
+	return m.env.Store.List(ctx, f)
+}
+
+// Owns reports whether token is the owner token of rec.
+func Owns(rec Record, token string) bool {
+	sum := sha256.Sum256([]byte(token))
+	return len(rec.TokenHash) == len(sum) && subtle.ConstantTimeCompare(rec.TokenHash, sum[:]) == 1
+}
+
+// Extend adds the service's extend.by to a live instance's expiry,
+// clamped to its cap; past extend.max, or at the cap, it is refused.
+func (m *Manager) Extend(ctx context.Context, id string) (Record, error) {
+	rec, err := m.env.Store.Update(ctx, id, func(r *Record) error {
+		if !r.State.Live() {
+			return fmt.Errorf("%w: %s", ErrNotLive, r.State)
+		}
+		svc := m.service(r.Service)
+		if svc == nil {
+			return ErrUnknownService
+		}
+		next, err := svc.Life.Extend(r.ExpiresAt, r.MaxExpiresAt, r.Extensions)
+		if err != nil {
+			return err
+		}
+		r.ExpiresAt, r.Extensions = next, r.Extensions+1
+		return nil
+	})
+	if err != nil {
+		return rec, err
+	}
+	m.dl.Set(id, rec.ExpiresAt)
+	m.log.Info("instance extended", "instance", id, "expires_at", rec.ExpiresAt, "extensions", rec.Extensions)
+	return rec, nil
+}
+
+// Delete ends a live instance now: its container is removed, then its
+// record says deleted.
+func (m *Manager) Delete(ctx context.Context, id string) (Record, error) {
+	rec, err := m.env.Store.Get(ctx, id)
+	if err != nil {
+		return rec, err
+	}
+	if !rec.State.Live() {
+		return rec, fmt.Errorf("%w: %s", ErrNotLive, rec.State)
+	}
+	m.mu.Lock()
+	c := m.live[id]
+	m.mu.Unlock()
+	return m.finish(id, c, Deleted, "deleted")
+}
+
+// expire is the deadline of an instance coming: it ends it, unless it was
+// extended meanwhile (another front-end sharing the store may have).
+func (m *Manager) expire(id string) {
+	ctx := m.ctx
+	rec, err := m.env.Store.Get(ctx, id)
+	if err != nil || !rec.State.Live() {
+		return
+	}
+	if now := m.clock.Now(); now.Before(rec.ExpiresAt) {
+		m.dl.Set(id, rec.ExpiresAt)
+		return
+	}
+	m.mu.Lock()
+	c := m.live[id]
+	m.mu.Unlock()
+	if _, err := m.finish(id, c, Expired, "its lifetime ended"); err == nil {
+		m.log.Info("instance expired", "instance", id, "service", rec.Service, "expires_at", rec.ExpiresAt)
+	}
+}
+
+// finish ends an instance: its container (if any) is removed, and only
+// once the daemon confirms is the record given its final state. One end
+// runs per instance.
+func (m *Manager) finish(id string, c *fleet.Container, state State, reason string) (Record, error) {
+	m.mu.Lock()
+	if m.ending[id] {
+		m.mu.Unlock()
+		return Record{}, fmt.Errorf("%w: it is ending", ErrNotLive)
+	}
+	m.ending[id] = true
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.ending, id)
+		if m.live[id] == c {
+			delete(m.live, id)
+		}
+		m.mu.Unlock()
+	}()
+	m.dl.Cancel(id)
+	if c != nil {
+		c.Destroy()
+		<-c.Gone()
+	}
+	return m.env.Store.Update(context.Background(), id, func(r *Record) error {
+		if !r.State.Live() {
+			return fmt.Errorf("%w: %s", ErrNotLive, r.State)
+		}
+		r.State, r.Reason, r.EndedAt = state, reason, m.clock.Now()
+		return nil
+	})
+}
+
+// Services returns the names of the instance services.
+func (m *Manager) Services() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.svcs))
+}
+
+// Connect renders the service's connect line for rec ("" without one).
+func (m *Manager) Connect(rec Record) string {
+	svc := m.service(rec.Service)
+	if svc == nil || svc.Connect == nil || !rec.State.Live() {
+		return ""
+	}
+	s, err := svc.Connect.Render(Values{Secrets: rec.Secrets, Host: rec.Host, Ports: rec.Ports})
+	if err != nil {
+		return ""
+	}
+	return s
+}
+
+// take spends one creation of the owner's bucket, or returns how long to
+// wait for one.
+func (m *Manager) take(service, owner string, svc *Service) time.Duration {
+	if svc.Rate <= 0 {
+		return 0
+	}
+	now := m.clock.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	k := [2]string{service, owner}
+	b := m.buckets[k]
+	if b == nil {
+		b = &bucket{tokens: float64(max(svc.Burst, 1)), at: now}
+		m.buckets[k] = b
+	}
+	burst := float64(max(svc.Burst, 1))
+	b.tokens = math.Min(burst, b.tokens+now.Sub(b.at).Seconds()*svc.Rate)
+	b.at = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / svc.Rate * float64(time.Second))
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func newID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Redacted is rec without its secrets, for admin listings and logs.
+func Redacted(rec Record) Record {
+	if len(rec.Secrets) > 0 {
+		names := slices.Sorted(maps.Keys(rec.Secrets))
+		rec.Secrets = map[string]string{}
+		for _, n := range names {
+			rec.Secrets[n] = strings.Repeat("*", 8)
+		}
+	}
+	rec.TokenHash = nil
+	return rec
+}

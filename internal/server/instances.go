@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/config"
+	"github.com/ganger-dev/ganger/internal/instance"
+	"github.com/ganger-dev/ganger/internal/session"
+	"github.com/ganger-dev/ganger/internal/store/postgres"
+	"github.com/ganger-dev/ganger/internal/store/sqlite"
+	"github.com/ganger-dev/ganger/internal/view"
+)
+
+// openInstances opens the store and makes the instance manager, when a
+// service is mode: instance. Call it before the fleet starts: the
+// manager's live records tell the start-up sweep what to keep.
+func (s *Server) openInstances(ctx context.Context) error {
+	if !s.cfg.Instances() {
+		return nil
+	}
+	st, err := openStore(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
+	var svcs []instance.Service
+	for _, sc := range s.cfg.Services {
+		if sc.Mode != ganger.Instance {
+			continue
+		}
+		is, err := instanceService(sc, s.cfg.Node)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		s.fleet.Sched().AddService(sc.Name, session.SchedLimits(sc))
+		svcs = append(svcs, is)
+	}
+	m := instance.NewManager(s.cfg.Node, instance.Env{Fleet: s.fleet, Store: st, Log: s.log}, svcs)
+	if err := m.Load(ctx); err != nil {
+		st.Close()
+		return err
+	}
+	s.store, s.instances = st, m
+	return nil
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (instance.Store, error) {
+	switch cfg.Store.Driver {
+	case "postgres":
+		dsn, err := cfg.Store.DSNValue()
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		st, err := postgres.Open(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
+	default:
+		st, err := sqlite.Open(cfg.Store.StorePath(cfg.Dir()))
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		return st, nil
+	}
+}
+
+// instanceService is what the manager needs of a mode: instance service.
+func instanceService(sc config.Service, node string) (instance.Service, error) {
+	in := sc.Instance
+	is := instance.Service{
+		Name:  sc.Name,
+		Spec:  session.SpecFor(sc, node),
+		Ports: slices.Clone(sc.Ports),
+		Life: instance.Lifetime{TTL: in.TTL.D(), MaxTTL: in.MaxTTL.D(), By: in.Extend.By.D(), Max: in.Extend.Max},
+		PerOwner: in.PerOwner, Rate: in.CreateRate.Rate, Burst: in.CreateRate.Burst,
+		Return: in.OnExisting == "return", Secrets: maps.Clone(in.Secrets),
+		Queue: sc.Queue.Timeout.D(), Ready: sc.Ready.Timeout.D(), Backoff: sc.Ready.Backoff.D(), BackoffMax: sc.Ready.BackoffMax.D(),
+	}
+	if in.Connect != "" {
+		t, err := instance.ParseTemplate("connect", in.Connect)
+		if err != nil {
+			return is, fmt.Errorf("service %s: connect: %w", sc.Name, err)
+		}
+		is.Connect = t
+	}
+	return is, nil
+}
+
+// Instances is the node's instance manager, or nil when no service is
+// mode: instance.
+func (s *Server) Instances() *instance.Manager { return s.instances }
+
+// keep is the fleet's sweep hook: what a live instance record owns stays.
+func (s *Server) keep(c ganger.Managed) bool {
+	m := s.instances
+	return m != nil && m.Keep(c)
+}
+
+// instanceViews are the instance services as the status page and
+// /v1/services show them: their live instances count as live.
+func (s *Server) instanceViews() []view.Service {
+	var out []view.Service
+	for _, sc := range s.cfg.Services {
+		if sc.Mode != ganger.Instance {
+			continue
+		}
+		v := view.Service{Name: sc.Name, Mode: string(sc.Mode), Image: sc.Image, Placement: string(sc.Placement),
+			Stats: view.Stats{Failures: map[string]int64{}, Queued: s.fleet.Sched().Queued(sc.Name)}}
+		if m := s.instances; m != nil {
+			recs, err := m.List(context.Background(), instance.Filter{Service: sc.Name, LiveOnly: true})
+			if err == nil {
+				v.Live = len(recs)
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}

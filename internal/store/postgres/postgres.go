@@ -1,0 +1,351 @@
+// Package postgres keeps instance records in PostgreSQL (pgx, pgxpool), for
+// several Ganger front-ends that share state. Create's quota check is
+// serialised per (service, owner) by a transaction-scoped advisory lock, so
+// it holds across every front-end on the database; Update locks its row
+// (SELECT ... FOR UPDATE).
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ganger-dev/ganger/internal/instance"
+)
+
+// Store is an instance.Store in a PostgreSQL database.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ instance.Store = (*Store)(nil)
+
+// Open connects to the database of dsn (a postgres:// URL or key=value
+// string, as pgx takes them) and brings its schema up to date. A database
+// whose schema is newer than this code knows is refused with an error
+// wrapping ErrSchemaNewer.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes the pool's connections.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+const columns = `id, service, owner, token_hash, state, node, daemon, container, host,
+	ports, secrets, created_at, expires_at, max_expires_at, ready_at, ended_at,
+	extensions, bytes_in, bytes_out, reason, version`
+
+const liveStates = `('starting', 'running')`
+
+// inTx runs fn in a transaction, committed if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) // after Commit, a no-op; also when fn panics
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// Create implements instance.Store.
+func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) error {
+	if r.ID == "" {
+		return errors.New("postgres store: create: empty id")
+	}
+	r.Version = 1
+	args, err := values(r)
+	if err != nil {
+		return fmt.Errorf("postgres store: create %s: %w", r.ID, err)
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if perOwner > 0 {
+			// Every Create of this (service, owner) with a quota waits here
+			// until the one before has committed or rolled back; the count
+			// below, a new statement, sees what it committed.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))`, r.Service, r.Owner); err != nil {
+				return err
+			}
+			var n int
+			err := tx.QueryRow(ctx, `SELECT count(*) FROM instances
+				WHERE service = $1 AND owner = $2 AND state IN `+liveStates, r.Service, r.Owner).Scan(&n)
+			if err != nil {
+				return err
+			}
+			if n >= perOwner {
+				return instance.ErrQuota
+			}
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO instances (`+columns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`, args...)
+		return err
+	})
+	if err == instance.ErrQuota {
+		return err
+	}
+	if err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+			return fmt.Errorf("postgres store: create %s: id already taken: %w", r.ID, err)
+		}
+		return fmt.Errorf("postgres store: create %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Get implements instance.Store.
+func (s *Store) Get(ctx context.Context, id string) (instance.Record, error) {
+	r, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM instances WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return instance.Record{}, instance.ErrNotFound
+	}
+	if err != nil {
+		return instance.Record{}, fmt.Errorf("postgres store: get %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Update implements instance.Store.
+func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) error) (instance.Record, error) {
+	var out instance.Record
+	var fErr error // f's error, returned unchanged
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		r, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM instances WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return instance.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		version := r.Version
+		if err := f(&r); err != nil {
+			fErr = err
+			return err
+		}
+		if r.ID != id {
+			return fmt.Errorf("the update changed the id to %q", r.ID)
+		}
+		r.Version = version + 1
+		args, err := values(r)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE instances SET
+			service = $2, owner = $3, token_hash = $4, state = $5, node = $6, daemon = $7,
+			container = $8, host = $9, ports = $10, secrets = $11, created_at = $12,
+			expires_at = $13, max_expires_at = $14, ready_at = $15, ended_at = $16,
+			extensions = $17, bytes_in = $18, bytes_out = $19, reason = $20, version = $21
+			WHERE id = $1`, args...)
+		if err != nil {
+			return err
+		}
+		out = normalize(r)
+		return nil
+	})
+	switch {
+	case fErr != nil:
+		return instance.Record{}, fErr
+	case err == instance.ErrNotFound:
+		return instance.Record{}, err
+	case err != nil:
+		return instance.Record{}, fmt.Errorf("postgres store: update %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// List implements instance.Store.
+func (s *Store) List(ctx context.Context, f instance.Filter) ([]instance.Record, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Service != "" {
+		where = append(where, "service = "+arg(f.Service))
+	}
+	if f.Owner != "" {
+		where = append(where, "owner = "+arg(f.Owner))
+	}
+	if f.LiveOnly {
+		where = append(where, "state IN "+liveStates)
+	}
+	q := `SELECT ` + columns + ` FROM instances`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id`
+	if f.Limit > 0 {
+		q += ` LIMIT ` + arg(f.Limit)
+	}
+	rs, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: list: %w", err)
+	}
+	return rs, nil
+}
+
+// Live implements instance.Store.
+func (s *Store) Live(ctx context.Context, node string) ([]instance.Record, error) {
+	q := `SELECT ` + columns + ` FROM instances WHERE state IN ` + liveStates
+	var args []any
+	if node != "" {
+		q += ` AND node = $1`
+		args = append(args, node)
+	}
+	q += ` ORDER BY created_at DESC, id`
+	rs, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: live: %w", err)
+	}
+	return rs, nil
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) ([]instance.Record, error) {
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []instance.Record
+	for rows.Next() {
+		r, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// values are r's columns in the order of columns.
+func values(r instance.Record) ([]any, error) {
+	ports, err := encodeMap(r.Ports)
+	if err != nil {
+		return nil, fmt.Errorf("ports: %w", err)
+	}
+	secrets, err := encodeMap(r.Secrets)
+	if err != nil {
+		return nil, fmt.Errorf("secrets: %w", err)
+	}
+	var token []byte
+	if len(r.TokenHash) > 0 {
+		token = r.TokenHash
+	}
+	return []any{
+		r.ID, r.Service, r.Owner, token, string(r.State), r.Node, r.Daemon, r.Container, r.Host,
+		ports, secrets, r.CreatedAt.Truncate(time.Microsecond), timestamp(r.ExpiresAt), timestamp(r.MaxExpiresAt),
+		timestamp(r.ReadyAt), timestamp(r.EndedAt), r.Extensions, r.BytesIn, r.BytesOut, r.Reason, r.Version,
+	}, nil
+}
+
+func scan(row pgx.Row) (instance.Record, error) {
+	var (
+		r                                 instance.Record
+		state                             string
+		ports, secrets                    []byte
+		expires, maxExpires, ready, ended pgtype.Timestamptz
+	)
+	err := row.Scan(&r.ID, &r.Service, &r.Owner, &r.TokenHash, &state, &r.Node, &r.Daemon,
+		&r.Container, &r.Host, &ports, &secrets, &r.CreatedAt, &expires, &maxExpires, &ready, &ended,
+		&r.Extensions, &r.BytesIn, &r.BytesOut, &r.Reason, &r.Version)
+	if err != nil {
+		return instance.Record{}, err
+	}
+	r.State = instance.State(state)
+	if len(r.TokenHash) == 0 {
+		r.TokenHash = nil
+	}
+	if err := decodeMap(ports, &r.Ports); err != nil {
+		return instance.Record{}, fmt.Errorf("instance %s: ports: %w", r.ID, err)
+	}
+	if err := decodeMap(secrets, &r.Secrets); err != nil {
+		return instance.Record{}, fmt.Errorf("instance %s: secrets: %w", r.ID, err)
+	}
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.ExpiresAt = fromTimestamp(expires)
+	r.MaxExpiresAt = fromTimestamp(maxExpires)
+	r.ReadyAt = fromTimestamp(ready)
+	r.EndedAt = fromTimestamp(ended)
+	return r, nil
+}
+
+// timestamp is t to the microsecond, NULL for the zero time.
+func timestamp(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.Truncate(time.Microsecond)
+}
+
+func fromTimestamp(ts pgtype.Timestamptz) time.Time {
+	if !ts.Valid {
+		return time.Time{}
+	}
+	return ts.Time.UTC()
+}
+
+func encodeMap[M ~map[K]V, K comparable, V any](m M) (string, error) {
+	if len(m) == 0 {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+func decodeMap[M ~map[K]V, K comparable, V any](b []byte, m *M) error {
+	if err := json.Unmarshal(b, m); err != nil {
+		return err
+	}
+	if len(*m) == 0 {
+		*m = nil
+	}
+	return nil
+}
+
+// normalize is r as the store gives it back.
+func normalize(r instance.Record) instance.Record {
+	if len(r.TokenHash) == 0 {
+		r.TokenHash = nil
+	} else {
+		r.TokenHash = append([]byte(nil), r.TokenHash...)
+	}
+	if len(r.Ports) == 0 {
+		r.Ports = nil
+	}
+	if len(r.Secrets) == 0 {
+		r.Secrets = nil
+	}
+	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.MaxExpiresAt, &r.ReadyAt, &r.EndedAt} {
+		if !t.IsZero() {
+			*t = t.Truncate(time.Microsecond).UTC()
+		}
+	}
+	return r
+}
