@@ -73,10 +73,10 @@ func openStore(ctx context.Context, cfg *config.Config) (instance.Store, error) 
 func instanceService(sc config.Service, node string) (instance.Service, error) {
 	in := sc.Instance
 	is := instance.Service{
-		Name:  sc.Name,
-		Spec:  session.SpecFor(sc, node),
-		Ports: slices.Clone(sc.Ports),
-		Life: instance.Lifetime{TTL: in.TTL.D(), MaxTTL: in.MaxTTL.D(), By: in.Extend.By.D(), Max: in.Extend.Max},
+		Name:     sc.Name,
+		Spec:     session.SpecFor(sc, node),
+		Ports:    slices.Clone(sc.Ports),
+		Life:     instance.Lifetime{TTL: in.TTL.D(), MaxTTL: in.MaxTTL.D(), By: in.Extend.By.D(), Max: in.Extend.Max},
 		PerOwner: in.PerOwner, Rate: in.CreateRate.Rate, Burst: in.CreateRate.Burst,
 		Return: in.OnExisting == "return", Secrets: maps.Clone(in.Secrets),
 		Queue: sc.Queue.Timeout.D(), Ready: sc.Ready.Timeout.D(), Backoff: sc.Ready.Backoff.D(), BackoffMax: sc.Ready.BackoffMax.D(),
