@@ -168,6 +168,22 @@ func TestInstancesEndToEnd(t *testing.T) {
 	if strings.Contains(p.logs.String(), pw) {
 		t.Fatal("the password is in Ganger's log")
 	}
+	req, _ := http.NewRequest("GET", api+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`ganger_instances_created_total{service="redis"} 1`, `ganger_instances{service="redis",state="running"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(metrics), pw) {
+		t.Fatal("the password is in the metrics")
+	}
 
 	var mine, admin instanceJSON
 	if code := call(t, "GET", api+"/v1/instances/"+inst.ID, inst.OwnerToken, &mine); code != 200 || mine.Secrets["password"] != pw {

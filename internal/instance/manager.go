@@ -213,6 +213,37 @@ func (m *Manager) service(name string) *Service {
 // ttl of 0 takes the service's. With on_existing: return, an owner at its
 // quota gets its newest live instance back and no token (existing true).
 func (m *Manager) Create(ctx context.Context, service, owner string, ttl time.Duration) (rec Record, token string, existing bool, err error) {
+	rec, token, existing, err = m.create(ctx, service, owner, ttl)
+	if mt := m.env.Fleet.Metrics(); m.service(service) != nil {
+		switch reason := refusal(err); {
+		case err == nil && !existing:
+			mt.InstancesMade.WithLabelValues(service).Inc()
+		case reason != "":
+			mt.InstancesRefused.WithLabelValues(service, reason).Inc()
+		}
+	}
+	return rec, token, existing, err
+}
+
+// refusal names why a creation was refused, for the metrics ("" if it
+// was not, or failed otherwise).
+func refusal(err error) string {
+	switch o := ganger.OutcomeOf(err, ""); {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrQuota):
+		return "quota"
+	case errors.Is(err, ErrRate):
+		return "rate"
+	case errors.Is(err, ErrBadTTL):
+		return "bad_request"
+	case o == ganger.QueueFull || o == ganger.QueueTimeout:
+		return "no_room"
+	}
+	return ""
+}
+
+func (m *Manager) create(ctx context.Context, service, owner string, ttl time.Duration) (rec Record, token string, existing bool, err error) {
 	svc := m.service(service)
 	if svc == nil {
 		return Record{}, "", false, ErrUnknownService
@@ -299,10 +330,12 @@ func (m *Manager) launch(ctx context.Context, svc *Service, rec Record, ttl time
 		}
 	}
 	m.log.Warn("instance failed", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner, "err", err)
-	m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
+	if _, uerr := m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
 		r.State, r.Reason, r.EndedAt = Failed, err.Error(), m.clock.Now()
 		return nil
-	})
+	}); uerr == nil {
+		m.env.Fleet.Metrics().InstancesEnded.WithLabelValues(rec.Service, string(Failed)).Inc()
+	}
 	return Record{}, err
 }
 
@@ -458,13 +491,17 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 		c.Destroy()
 		<-c.Gone()
 	}
-	return m.env.Store.Update(context.Background(), id, func(r *Record) error {
+	rec, err := m.env.Store.Update(context.Background(), id, func(r *Record) error {
 		if !r.State.Live() {
 			return fmt.Errorf("%w: %s", ErrNotLive, r.State)
 		}
 		r.State, r.Reason, r.EndedAt = state, reason, m.clock.Now()
 		return nil
 	})
+	if err == nil {
+		m.env.Fleet.Metrics().InstancesEnded.WithLabelValues(rec.Service, string(state)).Inc()
+	}
+	return rec, err
 }
 
 // Services returns the names of the instance services.

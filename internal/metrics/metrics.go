@@ -16,16 +16,19 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	SessionsStarted *prometheus.CounterVec   // service
-	SessionsEnded   *prometheus.CounterVec   // service, outcome
-	SessionDuration *prometheus.HistogramVec // service
-	FirstByte       *prometheus.HistogramVec // service: accept to proxying
-	ContainerStart  *prometheus.HistogramVec // service, daemon: create to ready
-	QueueWait       *prometheus.HistogramVec // service
-	Bytes           *prometheus.CounterVec   // service, direction (in: client to container)
-	Refusals        *prometheus.CounterVec   // service, reason
-	PoolHits        *prometheus.CounterVec   // service
-	PoolMisses      *prometheus.CounterVec   // service
+	SessionsStarted  *prometheus.CounterVec   // service
+	SessionsEnded    *prometheus.CounterVec   // service, outcome
+	SessionDuration  *prometheus.HistogramVec // service
+	FirstByte        *prometheus.HistogramVec // service: accept to proxying
+	ContainerStart   *prometheus.HistogramVec // service, daemon: create to ready
+	QueueWait        *prometheus.HistogramVec // service
+	Bytes            *prometheus.CounterVec   // service, direction (in: client to container)
+	Refusals         *prometheus.CounterVec   // service, reason
+	PoolHits         *prometheus.CounterVec   // service
+	PoolMisses       *prometheus.CounterVec   // service
+	InstancesMade    *prometheus.CounterVec   // service
+	InstancesEnded   *prometheus.CounterVec   // service, state (expired, deleted, lost, failed)
+	InstancesRefused *prometheus.CounterVec   // service, reason
 }
 
 // New returns the metrics, registered on a fresh registry with the Go and
@@ -67,7 +70,17 @@ func New() *Metrics {
 		PoolMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ganger_pool_misses_total", Help: "Sessions of a service with a pool that found none ready and waited for a start.",
 		}, []string{"service"}),
+		InstancesMade: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ganger_instances_created_total", Help: "Instances made and ready.",
+		}, []string{"service"}),
+		InstancesEnded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ganger_instances_ended_total", Help: "Instances ended, by final state (expired, deleted, lost, failed).",
+		}, []string{"service", "state"}),
+		InstancesRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ganger_instances_refused_total", Help: "Instance creations refused, by reason (quota, rate, no_room, bad_request).",
+		}, []string{"service", "reason"}),
 	}
+	m.Registry.MustRegister(m.InstancesMade, m.InstancesEnded, m.InstancesRefused)
 	m.Registry.MustRegister(m.SessionsStarted, m.SessionsEnded, m.SessionDuration, m.FirstByte,
 		m.ContainerStart, m.QueueWait, m.Bytes, m.Refusals, m.PoolHits, m.PoolMisses,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

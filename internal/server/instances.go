@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/instance"
@@ -120,4 +122,29 @@ func (s *Server) instanceViews() []view.Service {
 		out = append(out, v)
 	}
 	return out
+}
+
+// instanceGauges counts the live instances of each instance service by
+// state, for /metrics.
+func (s *Server) instanceGauges(ch chan<- prometheus.Metric) {
+	if s.instances == nil {
+		return
+	}
+	recs, err := s.instances.List(context.Background(), instance.Filter{LiveOnly: true})
+	if err != nil {
+		return
+	}
+	n := map[[2]string]int{}
+	for _, sc := range s.cfg.Services {
+		if sc.Mode == ganger.Instance {
+			n[[2]string{sc.Name, string(instance.Starting)}] += 0
+			n[[2]string{sc.Name, string(instance.Running)}] += 0
+		}
+	}
+	for _, r := range recs {
+		n[[2]string{r.Service, string(r.State)}]++
+	}
+	for k, v := range n {
+		ch <- prometheus.MustNewConstMetric(descInstances, prometheus.GaugeValue, float64(v), k[0], k[1])
+	}
 }

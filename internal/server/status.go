@@ -69,6 +69,7 @@ var (
 	descPoolTgt   = prometheus.NewDesc("ganger_pool_target", "Ready containers the pool aims to keep now (pool.min, or what measured demand needs if adaptive).", []string{"service"}, nil)
 	descArrivals  = prometheus.NewDesc("ganger_pool_arrival_rate", "Sessions asking a pooled service for a container, per second, over the last few seconds.", []string{"service"}, nil)
 	descStartAvg  = prometheus.NewDesc("ganger_pool_start_seconds", "Average time from asking for a container until it answers, as the adaptive pool measures it.", []string{"service", "daemon"}, nil)
+	descInstances = prometheus.NewDesc("ganger_instances", "Live instances, by state (starting, running).", []string{"service", "state"}, nil)
 	descDaemonUp  = prometheus.NewDesc("ganger_daemon_up", "1 if the daemon answers health checks.", []string{"daemon"}, nil)
 	descDaemonCtr = prometheus.NewDesc("ganger_daemon_containers", "This node's containers on the daemon.", []string{"daemon"}, nil)
 	descStarting  = prometheus.NewDesc("ganger_daemon_starts_in_flight", "Container creates and starts in flight on the daemon.", []string{"daemon"}, nil)
@@ -76,7 +77,7 @@ var (
 )
 
 func (g gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descDaemonUp, descDaemonCtr, descStarting, descConns} {
+	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descInstances, descDaemonUp, descDaemonCtr, descStarting, descConns} {
 		ch <- d
 	}
 }
@@ -94,6 +95,7 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+	g.s.instanceGauges(ch)
 	for _, d := range g.s.Daemons() {
 		up := 0.0
 		if d.Up {
