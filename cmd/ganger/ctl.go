@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -22,8 +23,14 @@ commands:
   drain DAEMON    no new containers on DAEMON; live ones finish
   undrain DAEMON  use DAEMON again
   reload          re-read the config file
+  instances [all]              live instances (all: ended ones too)
+  instance create SVC [TTL]    make an instance (TTL such as 30m); prints its
+                               address, secrets and owner token
+  instance get|extend|delete ID
 Reads (status, sessions) need api.read_token or api.token unless the API
-has public_read; kill, drain, undrain and reload need api.token. The token
+has public_read; kill, drain, undrain and reload need api.token. Instances
+take api.token, an api.clients token, or (get, extend, delete) the
+instance's owner token; create needs none on a public service. The token
 may also come from GANGER_TOKEN.`
 
 // ctl talks to a running ganger's API.
@@ -43,6 +50,9 @@ func ctl(args []string, stdout, stderr io.Writer) error {
 		*timeout = max(*timeout, 11*time.Minute)
 	}
 	c := &ctlClient{base: strings.TrimRight(*base, "/"), token: *token, http: &http.Client{Timeout: *timeout}}
+	if cmd == "instances" || cmd == "instance" {
+		return c.instances(cmd, rest, stdout, stderr, *asJSON)
+	}
 	needArg := map[string]bool{"kill": true, "drain": true, "undrain": true}
 	if needArg[cmd] != (len(rest) == 1) || len(rest) > 1 {
 		fmt.Fprintln(stderr, ctlUsage)
@@ -85,10 +95,20 @@ type ctlClient struct {
 
 // do makes a call and returns its body; an error status becomes an error
 // carrying the API's reason.
-func (c *ctlClient) do(method, path string) ([]byte, error) {
-	req, err := http.NewRequest(method, c.base+path, nil)
+func (c *ctlClient) do(method, path string) ([]byte, error) { return c.send(method, path, nil) }
+
+// send is do with a JSON body (nil: none).
+func (c *ctlClient) send(method, path string, body []byte) ([]byte, error) {
+	var in io.Reader
+	if body != nil {
+		in = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, in)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -98,20 +118,20 @@ func (c *ctlClient) do(method, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode >= 300 {
 		var e struct{ Error string }
-		json.Unmarshal(body, &e)
+		json.Unmarshal(out, &e)
 		err := fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
 		if resp.StatusCode == http.StatusUnauthorized && c.token == "" {
 			err = fmt.Errorf("%w\nthis API needs a token: give it with --token or GANGER_TOKEN", err)
 		}
 		return nil, err
 	}
-	return body, nil
+	return out, nil
 }
 
 func (c *ctlClient) get(path string, v any) ([]byte, error) {

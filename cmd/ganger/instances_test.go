@@ -256,6 +256,24 @@ func TestInstancesEndToEnd(t *testing.T) {
 			t.Fatalf("delete: %d", code)
 		}
 	}
+
+	// The same through ganger ctl.
+	out, err := ctlRun(t, "--api", api, "instance", "create", "redis", "5s")
+	fields := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "  "); ok {
+			fields[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	if err != nil || fields["id"] == "" || len(fields["secret password"]) != 24 || fields["owner token"] == "" {
+		t.Fatalf("ctl instance create: %v\n%s", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", token, "instances"); err != nil || !strings.Contains(out, fields["id"]) || strings.Contains(out, fields["secret password"]) {
+		t.Fatalf("ctl instances: %v\n%s", err, out)
+	}
+	if out, err := ctlRun(t, "--api", api, "--token", fields["owner token"], "instance", "delete", fields["id"]); err != nil || !strings.Contains(out, "deleted") {
+		t.Fatalf("ctl instance delete with the owner token: %v\n%s", err, out)
+	}
 	var live []instanceJSON
 	if call(t, "GET", api+"/v1/instances", token, &live); len(live) != 0 {
 		t.Fatalf("%d live instances left", len(live))
