@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/ganger-dev/ganger/internal/dockertest"
 )
@@ -277,5 +280,57 @@ func TestInstancesEndToEnd(t *testing.T) {
 	var live []instanceJSON
 	if call(t, "GET", api+"/v1/instances", token, &live); len(live) != 0 {
 		t.Fatalf("%d live instances left", len(live))
+	}
+}
+
+// The one-click page in real headless Chromium: the button makes an
+// instance, the page shows its host, port and password (read here from
+// the DOM and used to speak to Redis), and its Delete button ends it.
+func TestInstancePageInChromium(t *testing.T) {
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("chromium not installed (make test-deps): %v", err)
+	}
+	d := dockertest.Daemon(t)
+	_, api, _ := instanceNode(t, dockertest.Node(t, d))
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1000, 800))
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(api+"/instances"),
+		chromedp.Click(css("#create-redis")),
+		chromedp.WaitVisible(css("#host")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	host, err1 := chromedp.Run(ctx, chromedp.Text(css("#host")))
+	port, err2 := chromedp.Run(ctx, chromedp.Text(css(`.port[data-port="6379"]`)))
+	password, err3 := chromedp.Run(ctx, chromedp.Value(css(`input[data-secret="password"]`)))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	if got := redisSession(t, net.JoinHostPort(host, port), password, "PING"); got[0] != "+OK" || got[1] != "+PONG" {
+		t.Fatalf("redis at %s:%s with the page's password: %q", host, port, got)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(css("#delete")),
+		chromedp.WaitVisible(css(`#instance[data-state="deleted"]`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	state, err := chromedp.Run(ctx, chromedp.Text(css("#state")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(state, "deleted") {
+		t.Fatalf("after Delete the page says %q", state)
 	}
 }

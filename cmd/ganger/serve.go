@@ -99,6 +99,7 @@ func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Contex
 		Log: log.With("component", "api")}
 	if m := srv.Instances(); m != nil {
 		a.Instances = newInstances(m, cfg)
+		a.InstanceServices = m.Services()
 	}
 	for _, cl := range c.Clients {
 		tok, err := config.ReadToken(cl.Token, cl.TokenFile)

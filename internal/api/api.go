@@ -63,6 +63,9 @@ type API struct {
 	Log            *slog.Logger
 	// Instances makes and manages instances; nil: none configured.
 	Instances Instances
+	// InstanceServices are the names of the instance services, for the
+	// one-click page.
+	InstanceServices []string
 	// Clients are the named API clients (instance owners by token).
 	Clients []Client
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -73,7 +76,7 @@ type API struct {
 	closed bool // Shutdown came first: Serve returns at once
 }
 
-//go:embed status.html
+//go:embed status.html instances.html
 var files embed.FS
 
 var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
@@ -81,6 +84,8 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"dur":   func(s float64) string { return (time.Duration(s * float64(time.Second))).Round(time.Second).String() },
 	"bytes": formatBytes,
 	"add":   func(a, b int64) int64 { return a + b },
+	"until": func(t time.Time) string { return max(time.Until(t), 0).Round(time.Second).String() },
+	"addr":  instanceAddr,
 	"ago":   func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
 }).ParseFS(files, "status.html"))
 
@@ -100,6 +105,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/instances/{id}", a.handle(a.getInstance))
 	mux.HandleFunc("POST /v1/instances/{id}/extend", a.handle(a.extendInstance))
 	mux.HandleFunc("DELETE /v1/instances/{id}", a.handle(a.deleteInstance))
+	a.pageHandlers(mux)
 	mux.Handle("GET /metrics", a.reading(a.Metrics))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.ready)
@@ -194,6 +200,17 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{
 		"Services": a.Node.Services(), "Daemons": a.Node.Daemons(),
 		"Live": live, "Recent": recent, "Now": time.Now().UTC().Format(time.RFC3339),
+	}
+	if a.Instances != nil {
+		list, err := a.Instances.List(r.Context(), "", false)
+		if err != nil {
+			a.Log.Error("status page: instances", "err", err)
+		}
+		for i := range list { // a status page shows no secret and no owner
+			hideSecrets(&list[i])
+			list[i].Owner = ""
+		}
+		data["Instances"] = list
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := page.Execute(w, data); err != nil {

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -316,4 +318,19 @@ func (a *API) deleteInstance(w http.ResponseWriter, r *http.Request) error {
 	a.Log.Info("api: instance deleted", "instance", inst.ID, "by", c.owner())
 	writeJSON(w, 200, got)
 	return nil
+}
+
+// instanceAddr is host:port of each of an instance's ports, by container
+// port.
+func instanceAddr(in view.Instance) string {
+	keys := make([]string, 0, len(in.Ports))
+	for k := range in.Ports {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, net.JoinHostPort(in.Host, strconv.Itoa(in.Ports[k])))
+	}
+	return strings.Join(out, " ")
 }
