@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ganger-dev/ganger/internal/dockertest"
+	"github.com/ganger-dev/ganger/internal/store/pgtest"
 )
 
 // redisImage is the Redis server image `make test` builds from Debian's
@@ -332,5 +333,75 @@ func TestInstancePageInChromium(t *testing.T) {
 	}
 	if !strings.HasPrefix(state, "deleted") {
 		t.Fatalf("after Delete the page says %q", state)
+	}
+}
+
+// Two front-ends share one PostgreSQL store (a real server, started for
+// the test): twenty concurrent creates by one address, split over both,
+// give exactly per_owner instances; an instance made on one front-end is
+// deleted through the other, its container with it.
+func TestInstancesTwoFrontEnds(t *testing.T) {
+	d := dockertest.Daemon(t)
+	dsn := pgtest.DSN(t)
+	var apis []string
+	for range 2 {
+		node := dockertest.Node(t, d)
+		path := filepath.Join(t.TempDir(), "ganger.yaml")
+		y := fmt.Sprintf(`node: %s
+api: {listen: 127.0.0.1:0, token: %s}
+store: {driver: postgres, dsn: %q}
+services:
+  - name: echo
+    mode: instance
+    image: %s
+    ports: [7777]
+    cmd: ["-banner", "hi"]
+    limits: {memory: 32MiB}
+    instance: {public: true, ttl: 1m, per_owner: 2, create_rate: {rate: 100, burst: 100}}
+`, node, token, dsn, dockertest.Image)
+		if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, api := startInstanceProc(t, path)
+		apis = append(apis, api)
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	type madeOn struct {
+		api string
+		in  instanceJSON
+	}
+	var made []madeOn
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			api := apis[i%2]
+			var got instanceJSON
+			code := call(t, "POST", api+"/v1/services/echo/instances", "", &got)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[code]++
+			if code == 201 {
+				made = append(made, madeOn{api, got})
+			}
+		})
+	}
+	wg.Wait()
+	if codes[201] != 2 || codes[429] != 18 {
+		t.Fatalf("20 concurrent creates over two front-ends: %v; want 2 created and 18 refused", codes)
+	}
+	for _, m := range made {
+		api, in := m.api, m.in
+		other := apis[0]
+		if other == api {
+			other = apis[1]
+		}
+		var del instanceJSON
+		if code := call(t, "DELETE", other+"/v1/instances/"+in.ID, in.OwnerToken, &del); code != 200 || del.State != "deleted" {
+			t.Fatalf("delete through the other front-end: %d %+v", code, del)
+		}
+		if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=ganger.instance="+in.ID).Output(); len(bytes.TrimSpace(out)) != 0 {
+			t.Fatal("deleted instance's container is still there")
+		}
 	}
 }

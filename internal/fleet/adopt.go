@@ -62,3 +62,15 @@ func (f *Fleet) Listed(ctx context.Context, daemon string) ([]ganger.Managed, er
 	}
 	return m.b.ListManaged(ctx, f.opt.Node)
 }
+
+// RemoveOther removes a container that another node made and keeps (an
+// instance deleted through this node's API, when several front-ends share
+// one store): the daemon removes it, and its own node sees it go. It
+// returns once the daemon confirms.
+func (f *Fleet) RemoveOther(ctx context.Context, daemon, id string) error {
+	m := f.member(daemon)
+	if m == nil {
+		return fmt.Errorf("no daemon %s", daemon)
+	}
+	return m.b.Remove(ctx, id)
+}

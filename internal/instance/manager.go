@@ -441,6 +441,14 @@ func (m *Manager) Delete(ctx context.Context, id string) (Record, error) {
 	if !rec.State.Live() {
 		return rec, fmt.Errorf("%w: %s", ErrNotLive, rec.State)
 	}
+	if rec.Node != m.node { // another front-end's: remove its container here, the record here
+		if rec.Container != "" {
+			if err := m.env.Fleet.RemoveOther(ctx, rec.Daemon, rec.Container); err != nil {
+				return rec, fmt.Errorf("delete instance %s (node %s): %w", id, rec.Node, err)
+			}
+		}
+		return m.finish(id, nil, Deleted, "deleted")
+	}
 	m.mu.Lock()
 	c := m.live[id]
 	m.mu.Unlock()
