@@ -95,6 +95,10 @@ type Spec struct {
 	Image      string
 	Port       int   // TCP port the service listens on inside the container
 	Publish    []int // container ports published on the daemon's publish IP (each on a host port the daemon picks), whatever the dial mode; for clients that connect straight to the container
+	// HostPorts asks for the host port of some Publish ports (container
+	// port → host port): an instance restarted keeps its ports. Absent or
+	// 0: the daemon picks.
+	HostPorts map[int]int
 	Cmd        []string
 	Entrypoint []string
 	Env        []string // KEY=value

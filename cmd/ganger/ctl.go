@@ -26,7 +26,7 @@ commands:
   instances [all]              live instances (all: ended ones too)
   instance create SVC [TTL]    make an instance (TTL such as 30m); prints its
                                address, secrets and owner token
-  instance get|extend|delete ID
+  instance get|extend|restart|delete ID
 Reads (status, sessions) need api.read_token or api.token unless the API
 has public_read; kill, drain, undrain and reload need api.token. Instances
 take api.token, an api.clients token, or (get, extend, delete) the

@@ -65,6 +65,8 @@ func (c *ctlClient) instances(cmd string, rest []string, w, stderr io.Writer, as
 		body, err = c.do("GET", "/v1/instances/"+arg)
 	case verb == "extend" && len(rest) == 2:
 		body, err = c.do("POST", "/v1/instances/"+arg+"/extend")
+	case verb == "restart" && len(rest) == 2:
+		body, err = c.do("POST", "/v1/instances/"+arg+"/restart")
 	case verb == "delete" && len(rest) == 2:
 		body, err = c.do("DELETE", "/v1/instances/"+arg)
 	default:

@@ -79,6 +79,14 @@ func (in *instances) Extend(ctx context.Context, id string) (view.Instance, erro
 	return in.view(rec), nil
 }
 
+func (in *instances) Restart(ctx context.Context, id string) (view.Instance, error) {
+	rec, err := in.m.Restart(ctx, id)
+	if err != nil {
+		return view.Instance{}, in.failure(ctx, err, "", "")
+	}
+	return in.view(rec), nil
+}
+
 func (in *instances) Delete(ctx context.Context, id string) (view.Instance, error) {
 	rec, err := in.m.Delete(ctx, id)
 	if err != nil {
@@ -122,7 +130,7 @@ func (in *instances) failure(ctx context.Context, err error, service, owner stri
 		return &api.InstanceError{Status: 404, Reason: err.Error()}
 	case errors.Is(err, instance.ErrBadTTL):
 		return &api.InstanceError{Status: 400, Reason: err.Error()}
-	case errors.Is(err, instance.ErrNoExtensions), errors.Is(err, instance.ErrAtMaxTTL), errors.Is(err, instance.ErrNotLive):
+	case errors.Is(err, instance.ErrNoExtensions), errors.Is(err, instance.ErrAtMaxTTL), errors.Is(err, instance.ErrNotLive), errors.Is(err, instance.ErrElsewhere):
 		return &api.InstanceError{Status: 409, Reason: err.Error()}
 	case o == ganger.QueueFull || o == ganger.QueueTimeout:
 		return &api.InstanceError{Status: 503, Reason: "no room for a new instance now: " + err.Error(), RetryAfter: 10 * time.Second}

@@ -210,6 +210,15 @@ func TestInstancesEndToEnd(t *testing.T) {
 	if code := call(t, "POST", api+"/v1/instances/"+inst.ID+"/extend", inst.OwnerToken, nil); code != 409 {
 		t.Fatalf("a second extension of one: %d; want 409", code)
 	}
+	// Restart: a fresh Redis (the key is gone), same address and password.
+	var re instanceJSON
+	if code := call(t, "POST", api+"/v1/instances/"+inst.ID+"/restart", inst.OwnerToken, &re); code != 200 ||
+		re.Ports["6379"] != inst.Ports["6379"] || !re.ExpiresAt.Equal(ext.ExpiresAt) {
+		t.Fatalf("restart: %d %+v; want the same port and expiry", code, re)
+	}
+	if got := redisSession(t, addr, pw, "GET k", "SET k v"); got[1] != "$-1" || got[2] != "+OK" {
+		t.Fatalf("redis after the restart: %q; want a fresh one with the same password", got)
+	}
 
 	// kill -9, then start again: the instance lives on and is taken back.
 	p.cmd.Process.Signal(syscall.SIGKILL)

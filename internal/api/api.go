@@ -104,6 +104,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/instances", a.handle(a.listInstances))
 	mux.HandleFunc("GET /v1/instances/{id}", a.handle(a.getInstance))
 	mux.HandleFunc("POST /v1/instances/{id}/extend", a.handle(a.extendInstance))
+	mux.HandleFunc("POST /v1/instances/{id}/restart", a.handle(a.restartInstance))
 	mux.HandleFunc("DELETE /v1/instances/{id}", a.handle(a.deleteInstance))
 	a.pageHandlers(mux)
 	mux.Handle("GET /metrics", a.reading(a.Metrics))

@@ -32,6 +32,8 @@ type Instances interface {
 	// for ended ones too.
 	List(ctx context.Context, owner string, all bool) ([]view.Instance, error)
 	Extend(ctx context.Context, id string) (view.Instance, error)
+	// Restart gives it a fresh container: same id, ports and secrets.
+	Restart(ctx context.Context, id string) (view.Instance, error)
 	Delete(ctx context.Context, id string) (view.Instance, error)
 }
 
@@ -301,6 +303,23 @@ func (a *API) extendInstance(w http.ResponseWriter, r *http.Request) error {
 		hideSecrets(&got)
 	}
 	a.Log.Info("api: instance extended", "instance", inst.ID, "by", c.owner(), "expires_at", got.ExpiresAt)
+	writeJSON(w, 200, got)
+	return nil
+}
+
+func (a *API) restartInstance(w http.ResponseWriter, r *http.Request) error {
+	inst, c, err := a.instance(w, r)
+	if err != nil {
+		return err
+	}
+	got, err := a.Instances.Restart(r.Context(), inst.ID)
+	if err != nil {
+		return instanceFailure(w, err)
+	}
+	if c.admin {
+		hideSecrets(&got)
+	}
+	a.Log.Info("api: instance restarted", "instance", inst.ID, "by", c.owner())
 	writeJSON(w, 200, got)
 	return nil
 }

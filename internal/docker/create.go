@@ -64,7 +64,11 @@ func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 		cfg.ExposedPorts, host.PortBindings = network.PortSet{}, network.PortMap{}
 		for p := range publish {
 			cfg.ExposedPorts[p] = struct{}{}
-			host.PortBindings[p] = []network.PortBinding{{HostIP: hostIP}} // HostPort empty: the daemon picks
+			b := network.PortBinding{HostIP: hostIP} // HostPort empty: the daemon picks
+			if hp := spec.HostPorts[int(p.Num())]; hp > 0 {
+				b.HostPort = strconv.Itoa(hp)
+			}
+			host.PortBindings[p] = []network.PortBinding{b}
 		}
 	}
 	res, err := d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: spec.Name, Config: cfg, HostConfig: host})

@@ -59,6 +59,7 @@ var (
 	ErrRate           = errors.New("too many creations; try again later")
 	ErrBadTTL         = errors.New("bad ttl")
 	ErrNotLive        = errors.New("instance is not live")
+	ErrElsewhere      = errors.New("instance runs on another node")
 )
 
 // RateError is ErrRate with when to try again.
@@ -428,6 +429,78 @@ func (m *Manager) Extend(ctx context.Context, id string) (Record, error) {
 	}
 	m.dl.Set(id, rec.ExpiresAt)
 	m.log.Info("instance extended", "instance", id, "expires_at", rec.ExpiresAt, "extensions", rec.Extensions)
+	return rec, nil
+}
+
+// Restart gives a live instance a fresh container: same id, secrets and
+// ports (asked of the daemon again), same expiry. The old container is
+// removed first. Only the node that runs it restarts it.
+func (m *Manager) Restart(ctx context.Context, id string) (Record, error) {
+	rec, err := m.env.Store.Get(ctx, id)
+	if err != nil {
+		return rec, err
+	}
+	svc := m.service(rec.Service)
+	switch {
+	case rec.State != Running:
+		return rec, fmt.Errorf("%w: %s", ErrNotLive, rec.State)
+	case rec.Node != m.node:
+		return rec, fmt.Errorf("%w: node %s runs it; restart it there", ErrElsewhere, rec.Node)
+	case svc == nil:
+		return rec, ErrUnknownService
+	}
+	m.mu.Lock()
+	if m.ending[id] {
+		m.mu.Unlock()
+		return rec, fmt.Errorf("%w: it is ending", ErrNotLive)
+	}
+	m.ending[id] = true // its old container's exit is no loss
+	old := m.live[id]
+	delete(m.live, id)
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.ending, id)
+		m.mu.Unlock()
+	}()
+	if old != nil {
+		old.Destroy()
+		<-old.Gone()
+	}
+	spec, err := m.spec(svc, rec)
+	if err != nil {
+		return rec, err
+	}
+	spec.HostPorts = rec.Ports
+	c, err := m.env.Fleet.Launch(ctx, fleet.Request{
+		Service: svc.Name, Spec: spec, QueueTimeout: svc.Queue, ReadyTimeout: svc.Ready,
+		Backoff: svc.Backoff, BackoffMax: svc.BackoffMax, Log: m.log, Keep: true,
+	})
+	var ports map[int]int
+	if err == nil {
+		if ports, err = c.Published(ctx); err != nil {
+			c.Destroy()
+		}
+	}
+	if err != nil {
+		m.dl.Cancel(id)
+		m.env.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+			r.State, r.Reason, r.EndedAt = Failed, "restart failed: "+err.Error(), m.clock.Now()
+			return nil
+		})
+		m.env.Fleet.Metrics().InstancesEnded.WithLabelValues(rec.Service, string(Failed)).Inc()
+		return rec, err
+	}
+	rec, err = m.env.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
+		r.Daemon, r.Container, r.Host, r.Ports = c.Daemon(), c.ID(), c.Host(), ports
+		return nil
+	})
+	if err != nil {
+		c.Destroy()
+		return rec, err
+	}
+	m.hold(id, c)
+	m.log.Info("instance restarted", "instance", id, "daemon", rec.Daemon)
 	return rec, nil
 }
 

@@ -213,6 +213,14 @@ func TestInstanceLife(t *testing.T) {
 		t.Fatalf("redacted record shows %+v", red)
 	}
 
+	re, err := r.m.Restart(ctx, rec.ID)
+	if err != nil || re.Container == rec.Container || re.Ports[7777] != rec.Ports[7777] || !re.ExpiresAt.Equal(rec.ExpiresAt) {
+		t.Fatalf("restart: %+v, %v; want a new container on the same port, same expiry", re, err)
+	}
+	if fake.Live() != 1 || r.state(t, rec.ID) != instance.Running {
+		t.Fatalf("after restart: %d containers, state %s", fake.Live(), r.state(t, rec.ID))
+	}
+	echo(t, re)
 	for i := range 2 {
 		got, err := r.m.Extend(ctx, rec.ID)
 		if want := rec.ExpiresAt.Add(time.Duration(i+1) * 30 * time.Minute); err != nil || !got.ExpiresAt.Equal(want) {

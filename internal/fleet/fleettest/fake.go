@@ -254,8 +254,8 @@ func (f *Fake) Start(ctx context.Context, id string, port int) (string, error) {
 	if c.state != "running" {
 		lns := []net.Listener{}
 		pub := map[int]net.Listener{}
-		listen := func() (net.Listener, error) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
+		listen := func(port int) (net.Listener, error) {
+			ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 			if err != nil {
 				for _, l := range lns {
 					l.Close()
@@ -265,7 +265,7 @@ func (f *Fake) Start(ctx context.Context, id string, port int) (string, error) {
 			lns = append(lns, ln)
 			return ln, nil
 		}
-		ln, err := listen()
+		ln, err := listen(0)
 		if err != nil {
 			return "", err
 		}
@@ -273,7 +273,7 @@ func (f *Fake) Start(ctx context.Context, id string, port int) (string, error) {
 			if pub[p] != nil {
 				continue
 			}
-			if pub[p], err = listen(); err != nil {
+			if pub[p], err = listen(c.spec.HostPorts[p]); err != nil {
 				return "", err
 			}
 		}
