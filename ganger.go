@@ -91,14 +91,14 @@ var ErrNetworkInUse = errors.New("network in use")
 
 // Spec is everything a backend needs to create one container.
 type Spec struct {
-	Name       string // container name; unique per daemon
-	Image      string
-	Port       int   // TCP port the service listens on inside the container
-	Publish    []int // container ports published on the daemon's publish IP (each on a host port the daemon picks), whatever the dial mode; for clients that connect straight to the container
+	Name    string // container name; unique per daemon
+	Image   string
+	Port    int   // TCP port the service listens on inside the container
+	Publish []int // container ports published on the daemon's publish IP (each on a host port the daemon picks), whatever the dial mode; for clients that connect straight to the container
 	// HostPorts asks for the host port of some Publish ports (container
 	// port → host port): an instance restarted keeps its ports. Absent or
 	// 0: the daemon picks.
-	HostPorts map[int]int
+	HostPorts  map[int]int
 	Cmd        []string
 	Entrypoint []string
 	Env        []string // KEY=value
