@@ -530,6 +530,7 @@ services:
 		next := make(chan int)
 		var workers sync.WaitGroup
 		t0 := time.Now()
+		events := watchEvents(b, d, node, t0.Add(-time.Second))
 		for range parallel {
 			workers.Go(func() {
 				for i := range next {
@@ -592,7 +593,7 @@ services:
 		timers.Wait()
 		allGone := time.Now()
 
-		events := containerEvents(b, d, node, t0.Add(-time.Second), allGone.Add(time.Second))
+		evs := events.stop()
 		var late, timerLate, toKill, killToGone, goneToEnd, lateDuring, lateAfter []time.Duration
 		states := map[string]int{}
 		for _, m := range insts {
@@ -609,7 +610,7 @@ services:
 			} else {
 				lateAfter = append(lateAfter, l)
 			}
-			ev := events[m.id]
+			ev := evs[m.id]
 			if !ev.kill.IsZero() && !ev.destroy.IsZero() {
 				toKill = append(toKill, ev.kill.Sub(in.ExpiresAt))
 				killToGone = append(killToGone, ev.destroy.Sub(ev.kill))
@@ -653,17 +654,43 @@ services:
 
 type removalEvents struct{ kill, destroy time.Time }
 
-// containerEvents reads the daemon's kill and destroy events of node's
-// containers between since and until, by instance id.
-func containerEvents(b *testing.B, d *docker.Daemon, node string, since, until time.Time) map[string]removalEvents {
-	out, err := exec.Command("docker", "-H", d.Host(), "events", "--since", since.Format(time.RFC3339Nano), "--until", until.Format(time.RFC3339Nano),
+// eventWatch is `docker events` following node's containers, run from the
+// benchmark (the daemon keeps only its last 256 events, far fewer than
+// 200 containers make).
+type eventWatch struct {
+	cmd *exec.Cmd
+	out bytes.Buffer
+	b   *testing.B
+}
+
+// watchEvents follows the daemon's events of node's containers from since
+// on, until stop.
+func watchEvents(b *testing.B, d *docker.Daemon, node string, since time.Time) *eventWatch {
+	w := &eventWatch{b: b}
+	w.cmd = exec.Command("docker", "-H", d.Host(), "events", "--since", since.Format(time.RFC3339Nano),
 		"--filter", "type=container", "--filter", "label="+ganger.LabelOwner+"="+node,
-		"--filter", "event=kill", "--filter", "event=destroy", "--format", "{{json .}}").Output()
-	if err != nil {
+		"--filter", "event=kill", "--filter", "event=destroy", "--format", "{{json .}}")
+	w.cmd.Stdout = &w.out
+	if err := w.cmd.Start(); err != nil {
 		b.Fatalf("docker events: %v", err)
 	}
+	b.Cleanup(func() {
+		if w.cmd.ProcessState == nil {
+			w.cmd.Process.Kill()
+			w.cmd.Wait()
+		}
+	})
+	return w
+}
+
+// stop ends the watch and returns the kill and destroy times of each
+// instance's container, by instance id.
+func (w *eventWatch) stop() map[string]removalEvents {
+	time.Sleep(time.Second) // the last events on their way
+	w.cmd.Process.Kill()
+	w.cmd.Wait()
 	evs := map[string]removalEvents{}
-	for _, l := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
+	for _, l := range bytes.Split(bytes.TrimSpace(w.out.Bytes()), []byte("\n")) {
 		var e struct {
 			Action   string `json:"Action"`
 			TimeNano int64  `json:"timeNano"`

@@ -132,6 +132,8 @@ func (in *instances) failure(ctx context.Context, err error, service, owner stri
 		return &api.InstanceError{Status: 400, Reason: err.Error()}
 	case errors.Is(err, instance.ErrNoExtensions), errors.Is(err, instance.ErrAtMaxTTL), errors.Is(err, instance.ErrNotLive), errors.Is(err, instance.ErrElsewhere):
 		return &api.InstanceError{Status: 409, Reason: err.Error()}
+	case errors.Is(err, instance.ErrRemove):
+		return &api.InstanceError{Status: 503, Reason: "its container cannot be removed now (its daemon does not answer); try again", RetryAfter: 10 * time.Second}
 	case o == ganger.QueueFull || o == ganger.QueueTimeout:
 		return &api.InstanceError{Status: 503, Reason: "no room for a new instance now: " + err.Error(), RetryAfter: 10 * time.Second}
 	case o != "":

@@ -148,22 +148,29 @@ func (m *Manager) Start(ctx context.Context) error {
 		return fmt.Errorf("instances: %w", err)
 	}
 	listed := map[string][]ganger.Managed{}
+	unreachable := map[string]bool{}
 	for _, r := range recs {
-		if r.Daemon != "" && listed[r.Daemon] == nil {
+		if _, done := listed[r.Daemon]; r.Daemon != "" && !done && !unreachable[r.Daemon] {
 			l, err := m.env.Fleet.Listed(ctx, r.Daemon)
 			if err != nil {
-				m.log.Warn("cannot list a daemon's containers; its instances wait for the next start", "daemon", r.Daemon, "err", err)
-				listed[r.Daemon] = []ganger.Managed{}
+				m.log.Warn("cannot list a daemon's containers: its instances are kept, not taken back; each is removed at its expiry once the daemon answers", "daemon", r.Daemon, "err", err)
+				unreachable[r.Daemon] = true
 				continue
 			}
 			listed[r.Daemon] = l
 		}
 	}
+	still := map[string]bool{}
 	for _, r := range recs {
+		if unreachable[r.Daemon] {
+			still[r.ID] = true // sweeps leave its container; its deadline stands
+			m.dl.Set(r.ID, r.ExpiresAt)
+			continue
+		}
 		m.recover(ctx, r, listed[r.Daemon])
 	}
 	m.mu.Lock()
-	m.kept = map[string]bool{}
+	m.kept = still
 	m.mu.Unlock()
 	m.wg.Go(func() { m.dl.Run(m.ctx) })
 	return nil
@@ -514,14 +521,6 @@ func (m *Manager) Delete(ctx context.Context, id string) (Record, error) {
 	if !rec.State.Live() {
 		return rec, fmt.Errorf("%w: %s", ErrNotLive, rec.State)
 	}
-	if rec.Node != m.node { // another front-end's: remove its container here, the record here
-		if rec.Container != "" {
-			if err := m.env.Fleet.RemoveOther(ctx, rec.Daemon, rec.Container); err != nil {
-				return rec, fmt.Errorf("delete instance %s (node %s): %w", id, rec.Node, err)
-			}
-		}
-		return m.finish(id, nil, Deleted, "deleted")
-	}
 	m.mu.Lock()
 	c := m.live[id]
 	m.mu.Unlock()
@@ -543,10 +542,22 @@ func (m *Manager) expire(id string) {
 	m.mu.Lock()
 	c := m.live[id]
 	m.mu.Unlock()
-	if _, err := m.finish(id, c, Expired, "its lifetime ended"); err == nil {
+	switch _, err := m.finish(id, c, Expired, "its lifetime ended"); {
+	case err == nil:
 		m.log.Info("instance expired", "instance", id, "service", rec.Service, "expires_at", rec.ExpiresAt)
+	case errors.Is(err, ErrRemove):
+		m.log.Warn("instance expired, but its container cannot be removed yet; retrying", "instance", id, "err", err)
+		m.dl.Set(id, m.clock.Now().Add(retryRemove))
 	}
 }
+
+// retryRemove is how soon an expiry whose container could not be removed
+// is tried again.
+const retryRemove = 10 * time.Second
+
+// ErrRemove means an instance's container could not be removed: its
+// record stays live.
+var ErrRemove = errors.New("cannot remove the instance's container")
 
 // finish ends an instance: its container (if any) is removed, and only
 // once the daemon confirms is the record given its final state. One end
@@ -571,7 +582,25 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 	if c != nil {
 		c.Destroy()
 		<-c.Gone()
+	} else if state != Lost && state != Failed {
+		// Not held here: another front-end's, or on a daemon that did not
+		// answer at start-up. Its container goes first, all the same.
+		rec, err := m.env.Store.Get(context.Background(), id)
+		if err != nil {
+			return rec, err
+		}
+		if rec.Container != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := m.env.Fleet.RemoveOther(ctx, rec.Daemon, rec.Container)
+			cancel()
+			if err != nil {
+				return rec, fmt.Errorf("%w %s on %s: %v", ErrRemove, rec.Container, rec.Daemon, err)
+			}
+		}
 	}
+	m.mu.Lock()
+	delete(m.kept, id)
+	m.mu.Unlock()
 	rec, err := m.env.Store.Update(context.Background(), id, func(r *Record) error {
 		if !r.State.Live() {
 			return fmt.Errorf("%w: %s", ErrNotLive, r.State)
