@@ -372,3 +372,33 @@ func TestInstanceRestart(t *testing.T) {
 	eventually(t, "an instance whose container exited is not lost", func() bool { return second.state(t, crash.ID) == instance.Lost })
 	eventually(t, "its container not removed", func() bool { return fake.Live() == 0 })
 }
+
+// A labelled instance container that no live record owns (its record
+// ended while Ganger was down, say) is removed by the next start's sweep.
+func TestInstanceOrphanSwept(t *testing.T) {
+	t.Parallel()
+	fake := fleettest.New(t, "img")
+	db := filepath.Join(t.TempDir(), "g.db")
+	c := newClock()
+	first := newRig(t, fake, db, c, service())
+	rec, _, _, err := first.m.Create(context.Background(), "redis", "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+	st, err := sqlite.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(context.Background(), rec.ID, func(r *instance.Record) error { r.State = instance.Deleted; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if fake.Live() != 1 {
+		t.Fatal("the instance's container should still run before the restart")
+	}
+	newRig(t, fake, db, c, service())
+	if fake.Live() != 0 {
+		t.Fatal("an instance container with no live record survived the start-up sweep")
+	}
+}
