@@ -3,60 +3,11 @@ package instance
 import (
 	"context"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ganger-dev/ganger/internal/clocktest"
 )
-
-// fakeClock moves only when told; its timers fire as it passes them.
-type fakeClock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*fakeTimer
-}
-
-type fakeTimer struct {
-	at      time.Time
-	c       chan time.Time
-	stopped bool
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) TimerAt(when time.Time) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &fakeTimer{at: when, c: make(chan time.Time, 1)}
-	if !when.After(c.now) {
-		t.c <- c.now
-		t.stopped = true
-	} else {
-		c.timers = append(c.timers, t)
-	}
-	return t.c, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !t.stopped
-		t.stopped = true
-		return was
-	}
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for _, t := range c.timers {
-		if !t.stopped && !t.at.After(c.now) {
-			t.c <- c.now
-			t.stopped = true
-		}
-	}
-}
 
 // Every deadline fires once, never early, and within the step of the
 // clock in which it falls: 200 instances with random lifetimes, moved,
@@ -64,7 +15,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 func TestDeadlines(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	clock := &fakeClock{now: t0}
+	clock := clocktest.New(t0)
 	type firing struct {
 		id string
 		at time.Time

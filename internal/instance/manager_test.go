@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/clocktest"
 	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/fleet/fleettest"
 	"github.com/ganger-dev/ganger/internal/instance"
@@ -21,56 +22,6 @@ import (
 )
 
 const bound = 10 * time.Second
-
-// clock moves only when told; its timers fire as it passes them.
-type clock struct {
-	mu     sync.Mutex
-	now    time.Time
-	timers []*timer
-}
-
-type timer struct {
-	at   time.Time
-	c    chan time.Time
-	done bool
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) TimerAt(when time.Time) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	t := &timer{at: when, c: make(chan time.Time, 1)}
-	if !when.After(c.now) {
-		t.c <- c.now
-		t.done = true
-	} else {
-		c.timers = append(c.timers, t)
-	}
-	return t.c, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		was := !t.done
-		t.done = true
-		return was
-	}
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for _, t := range c.timers {
-		if !t.done && !t.at.After(c.now) {
-			t.c <- c.now
-			t.done = true
-		}
-	}
-}
 
 func eventually(t *testing.T, msg string, cond func() bool) {
 	t.Helper()
@@ -87,7 +38,7 @@ type rig struct {
 	fake  *fleettest.Fake
 	fleet *fleet.Fleet
 	store instance.Store
-	clock *clock
+	clock *clocktest.Clock
 	m     *instance.Manager
 	svc   instance.Service
 }
@@ -109,7 +60,7 @@ func service() instance.Service {
 
 // newRig starts a fleet and a manager; dbPath and clock carry over a
 // restart when given.
-func newRig(t *testing.T, fake *fleettest.Fake, dbPath string, c *clock, svc instance.Service) *rig {
+func newRig(t *testing.T, fake *fleettest.Fake, dbPath string, c *clocktest.Clock, svc instance.Service) *rig {
 	t.Helper()
 	st, err := sqlite.Open(dbPath)
 	if err != nil {
@@ -177,7 +128,9 @@ func echo(t *testing.T, rec instance.Record) {
 	}
 }
 
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)} }
+func newClock() *clocktest.Clock {
+	return clocktest.New(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+}
 
 // An instance: made with its secrets in its command, reachable at its
 // published port, its owner token checked, extended within its caps, and

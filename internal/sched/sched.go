@@ -46,7 +46,7 @@ type Scheduler struct {
 	total    int
 	seq      uint64
 	rr       int // where spread's search for a tie starts
-	starved  map[int]func()
+	starved  map[int]starvedHook
 	nextSub  int
 }
 
@@ -76,7 +76,7 @@ type waiter struct {
 // New returns a scheduler with a cap of maxTotal leases overall (0: none).
 // Daemons start down and with no image: see AddDaemon, SetUp, SetImage.
 func New(maxTotal int) *Scheduler {
-	return &Scheduler{services: map[string]*service{}, maxTotal: maxTotal, starved: map[int]func(){}}
+	return &Scheduler{services: map[string]*service{}, maxTotal: maxTotal, starved: map[int]starvedHook{}}
 }
 
 // AddDaemon registers a daemon that holds at most max of Ganger's containers.
@@ -155,9 +155,10 @@ func (s *Scheduler) Acquire(ctx context.Context, service string) (*Lease, error)
 	w := &waiter{seq: s.seq, svc: svc, ch: make(chan *Lease, 1)}
 	svc.queue = append(svc.queue, w)
 	var notify []func()
-	if s.roomWouldHelp(svc) {
-		for _, f := range s.starved {
-			notify = append(notify, f)
+	helps := s.roomWouldHelp(svc)
+	for _, h := range s.starved {
+		if helps || h.service == svc.name {
+			notify = append(notify, h.f)
 		}
 	}
 	s.mu.Unlock()
@@ -197,16 +198,23 @@ func (s *Scheduler) roomWouldHelp(svc *service) bool {
 	return false
 }
 
+type starvedHook struct {
+	service string
+	f       func()
+}
+
 // OnStarved calls f, in a goroutine of its own, whenever a request starts
-// waiting for room that another service's container could give it (see
-// roomWouldHelp). A warm pool listens: an idle container
-// it gives back becomes a client's room. cancel stops the calls.
-func (s *Scheduler) OnStarved(f func()) (cancel func()) {
+// waiting for room that a container of service could give it: a request
+// of service itself (its own containers count against its own cap), or
+// of another that room would serve (see roomWouldHelp). A warm pool of
+// service listens: an idle container it gives back becomes a client's
+// room. cancel stops the calls.
+func (s *Scheduler) OnStarved(service string, f func()) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextSub++
 	id := s.nextSub
-	s.starved[id] = f
+	s.starved[id] = starvedHook{service, f}
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -214,13 +222,13 @@ func (s *Scheduler) OnStarved(f func()) (cancel func()) {
 	}
 }
 
-// Starved reports whether any request waits for room that another
-// service's container could give it. A warm pool then takes no room.
-func (s *Scheduler) Starved() bool {
+// Starved reports whether any request waits for room that a container of
+// service could give it (see OnStarved). Its warm pool then takes no room.
+func (s *Scheduler) Starved(service string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, svc := range s.services {
-		if len(svc.queue) > 0 && s.roomWouldHelp(svc) {
+		if len(svc.queue) > 0 && (svc.name == service || s.roomWouldHelp(svc)) {
 			return true
 		}
 	}

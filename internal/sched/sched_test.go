@@ -259,7 +259,10 @@ func TestStarved(t *testing.T) {
 	s.AddService("capped", ServiceLimits{QueueMax: 10, MaxContainers: 1})
 	s.SetImage("d0", "capped", true)
 	heard := make(chan struct{}, 10)
-	cancel := s.OnStarved(func() { heard <- struct{}{} })
+	cancel := s.OnStarved("other", func() { heard <- struct{}{} }) // a pool of a third service
+	own := make(chan struct{}, 10)
+	cancelOwn := s.OnStarved("capped", func() { own <- struct{}{} }) // capped's own pool
+	defer cancelOwn()
 	defer cancel()
 
 	held := acquire(t, s, "capped")
@@ -269,8 +272,18 @@ func TestStarved(t *testing.T) {
 	for s.Queued("capped") == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if s.Starved() {
+	if s.Starved("other") {
 		t.Fatal("starved with only a request at its own cap waiting")
+	}
+	// ... but its own pool's containers count against that cap: giving
+	// one back helps it.
+	if !s.Starved("capped") {
+		t.Fatal("a request waiting at its own cap does not starve its own pool")
+	}
+	select {
+	case <-own:
+	case <-time.After(10 * time.Second):
+		t.Fatal("capped's own pool did not hear its request wait")
 	}
 	other := acquire(t, s, "s") // the daemon is now full
 	got := make(chan *Lease, 1)
@@ -280,14 +293,14 @@ func TestStarved(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no starvation heard")
 	}
-	if !s.Starved() {
+	if !s.Starved("other") {
 		t.Fatal("not starved with a request waiting for room")
 	}
 	other.Release() // what a pool giving a container back does
 	if l := <-got; l == nil {
 		t.Fatal("no lease after room was given back")
 	}
-	if s.Starved() {
+	if s.Starved("other") {
 		t.Fatal("still starved once served")
 	}
 	stop()
@@ -307,7 +320,7 @@ func TestStarved(t *testing.T) {
 	for s.Queued("imageless") == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if s.Starved() || len(heard) != 0 {
+	if s.Starved("other") || len(heard) != 0 {
 		t.Fatal("starved by a request that room could not serve")
 	}
 }

@@ -218,7 +218,7 @@ func (p *pool) poke() {
 }
 
 func (p *pool) start() {
-	p.unhook = p.s.env.Fleet.Sched().OnStarved(p.yield)
+	p.unhook = p.s.env.Fleet.Sched().OnStarved(p.s.name, p.yield)
 	p.wg.Go(p.refill)
 	p.poke()
 }
@@ -266,7 +266,7 @@ func (p *pool) refill() {
 		cf = p.s.conf.Load()
 		target := p.target(cf)
 		p.trim(cf, target)
-		if p.s.env.Fleet.Sched().Starved() {
+		if p.s.env.Fleet.Sched().Starved(p.s.name) {
 			continue
 		}
 		p.mu.Lock()
@@ -319,7 +319,7 @@ func (p *pool) warm(cf *conf) {
 	c, err := p.launch(p.ctx, cf, newID(), 0, log)
 	p.mu.Lock()
 	p.starting--
-	ok := err == nil && !p.stopped && cf.gen == p.s.conf.Load().gen && !p.s.env.Fleet.Sched().Starved()
+	ok := err == nil && !p.stopped && cf.gen == p.s.conf.Load().gen && !p.s.env.Fleet.Sched().Starved(p.s.name)
 	if ok {
 		c.made = p.s.now()
 		p.park(c)

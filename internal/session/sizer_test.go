@@ -10,30 +10,11 @@ import (
 	"time"
 
 	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/clocktest"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/fleet/fleettest"
 )
-
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1_000_000_000, 0)} }
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // The target covers the arrivals expected during one start, with
 // headroom; it holds through the quiet period, then falls back to min;
@@ -136,16 +117,16 @@ func TestSizerFastArrivals(t *testing.T) {
 // shrinks it back to min, and sessions are served throughout.
 func TestAdaptivePool(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := clocktest.New(time.Unix(1_000_000_000, 0))
 	fake := fleettest.New(t, "img")
 	fake.CreateHook = func(context.Context, ganger.Spec) error {
-		clk.add(400 * time.Millisecond) // a start takes 400ms of the test's time
+		clk.Advance(400 * time.Millisecond) // a start takes 400ms of the test's time
 		return nil
 	}
 	f := newFleet(t, 0, fake)
 	r := serveEnv(t, service(func(c *config.Service) {
 		c.Pool = config.Pool{Min: 1, Max: 3, Adaptive: true}
-	}), Env{Fleet: f, Now: clk.now})
+	}), Env{Fleet: f, Now: clk.Now})
 	waitPool(t, r, fake, 1, 0)
 	p := r.svc.supply.(*pool)
 
@@ -178,12 +159,12 @@ func TestAdaptivePool(t *testing.T) {
 		c.Close()
 	}
 	eventually(t, "sessions did not end", func() bool { return fake.Live() == 3 })
-	clk.add(quietPeriod / 2)
+	clk.Advance(quietPeriod / 2)
 	p.poke()
 	if got := r.svc.Stats().PoolTarget; got != 3 {
 		t.Fatalf("half a quiet period later: target %d; want 3 held", got)
 	}
-	clk.add(quietPeriod)
+	clk.Advance(quietPeriod)
 	p.poke()
 	eventually(t, "pool did not shrink back to min 1", func() bool {
 		st := r.svc.Stats()
@@ -262,16 +243,16 @@ func TestPoolPlacement(t *testing.T) {
 // however high the demand, and a third client is still served.
 func TestAdaptivePoolWithinCapacity(t *testing.T) {
 	t.Parallel()
-	clk := newClock()
+	clk := clocktest.New(time.Unix(1_000_000_000, 0))
 	fake := fleettest.New(t, "img")
 	fake.CreateHook = func(context.Context, ganger.Spec) error {
-		clk.add(400 * time.Millisecond)
+		clk.Advance(400 * time.Millisecond)
 		return nil
 	}
 	r := serveEnv(t, service(func(c *config.Service) {
 		c.Pool = config.Pool{Min: 1, Max: 6, Adaptive: true}
 		c.MaxContainers = 3
-	}), Env{Fleet: newFleet(t, 0, fake), Now: clk.now})
+	}), Env{Fleet: newFleet(t, 0, fake), Now: clk.Now})
 	waitPool(t, r, fake, 1, 0)
 	for i := range 2 {
 		roundTrip(t, dial(t, r.addr), fmt.Sprint("held ", i))

@@ -3,13 +3,8 @@ package postgres
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
+	"github.com/ganger-dev/ganger/internal/store"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -21,49 +16,18 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// ErrSchemaNewer means the database was migrated by a newer Ganger than this
-// one: its schema_version is past the last migration this code has.
-var ErrSchemaNewer = errors.New("database schema is newer than this program knows")
+// ErrSchemaNewer is store.ErrSchemaNewer: the database is newer than this code.
+var ErrSchemaNewer = store.ErrSchemaNewer
 
 // migrationLock is the advisory lock (one bigint key; the quota locks use
 // the two-int4 key space, which never meets it) under which migrations run,
 // so that front-ends starting together apply each migration once.
 const migrationLock int64 = 0x67616e6765720001 // "ganger" 0001
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the embedded migrations in order.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	var ms []migration
-	for i, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("migration %s: want a name starting %04d_", base, i+1)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	return ms, nil
-}
-
 // migrate applies the migrations the database lacks, in one transaction
 // holding the migration lock.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
-	ms, err := loadMigrations(migrations)
+	ms, err := store.LoadMigrations(migrations)
 	if err != nil {
 		return err
 	}
@@ -94,11 +58,11 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	for _, m := range ms[current:] {
 		// No arguments: pgx sends it as a simple query, several statements at once.
-		if _, err := tx.Exec(ctx, m.sql); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, m.SQL); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES ($1, $2)`, m.version, m.name); err != nil {
-			return fmt.Errorf("migration %s: %w", m.name, err)
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			return fmt.Errorf("migration %s: %w", m.Name, err)
 		}
 	}
 	return tx.Commit(ctx)

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"github.com/ganger-dev/ganger/internal/store"
 	"os"
 	"strings"
 	"sync"
@@ -76,7 +77,7 @@ func checkVersions(t *testing.T, dsn string) {
 	if err := c.QueryRow(t.Context(), `SELECT count(*), max(version) FROM schema_version`).Scan(&rows, &max); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := loadMigrations(migrations)
+	ms, err := store.LoadMigrations(migrations)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
+	"github.com/ganger-dev/ganger/internal/store"
 	"time"
 )
 
@@ -21,45 +16,14 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// ErrSchemaNewer means the database was migrated by a newer Ganger than this
-// one: its schema_version is past the last migration this code has.
-var ErrSchemaNewer = errors.New("database schema is newer than this program knows")
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations reads the embedded migrations in order.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	var ms []migration
-	for i, name := range names {
-		base := path.Base(name)
-		num, _, ok := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v != i+1 {
-			return nil, fmt.Errorf("migration %s: want a name starting %04d_", base, i+1)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	return ms, nil
-}
+// ErrSchemaNewer is store.ErrSchemaNewer: the database is newer than this code.
+var ErrSchemaNewer = store.ErrSchemaNewer
 
 // migrate applies the migrations the database lacks, all in one IMMEDIATE
 // transaction: another process opening the same file at the same time waits,
 // then finds them applied.
 func (s *Store) migrate(ctx context.Context) error {
-	ms, err := loadMigrations(migrations)
+	ms, err := store.LoadMigrations(migrations)
 	if err != nil {
 		return err
 	}
@@ -82,13 +46,13 @@ func (s *Store) migrate(ctx context.Context) error {
 				ErrSchemaNewer, current, latest)
 		}
 		for _, m := range ms[current:] {
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
-				m.version, m.name, time.Now().UTC().Format(time.RFC3339))
+				m.Version, m.Name, time.Now().UTC().Format(time.RFC3339))
 			if err != nil {
-				return fmt.Errorf("migration %s: %w", m.name, err)
+				return fmt.Errorf("migration %s: %w", m.Name, err)
 			}
 		}
 		return nil

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ganger-dev/ganger/internal/store"
 	"os"
 	"strings"
 	"time"
@@ -270,11 +271,11 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]instance.Re
 
 // values are r's columns in the order of columns.
 func values(r instance.Record) ([]any, error) {
-	ports, err := encodeMap(r.Ports)
+	ports, err := store.EncodeMap(r.Ports)
 	if err != nil {
 		return nil, fmt.Errorf("ports: %w", err)
 	}
-	secrets, err := encodeMap(r.Secrets)
+	secrets, err := store.EncodeMap(r.Secrets)
 	if err != nil {
 		return nil, fmt.Errorf("secrets: %w", err)
 	}
@@ -335,14 +336,6 @@ func fromMicros(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(n.Int64).UTC()
-}
-
-func encodeMap[M ~map[K]V, K comparable, V any](m M) (string, error) {
-	if len(m) == 0 {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
 }
 
 func decodeMap[M ~map[K]V, K comparable, V any](s string, m *M) error {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/ganger-dev/ganger/internal/store"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,7 +207,7 @@ func TestReopen(t *testing.T) {
 		if err := s.db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&versions); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := loadMigrations(migrations)
+		ms, err := store.LoadMigrations(migrations)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +253,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestLoadMigrations(t *testing.T) {
-	ms, err := loadMigrations(migrations)
+	ms, err := store.LoadMigrations(migrations)
 	if err != nil || len(ms) == 0 {
 		t.Fatalf("embedded migrations: %d, %v", len(ms), err)
 	}
@@ -260,7 +261,7 @@ func TestLoadMigrations(t *testing.T) {
 		"migrations/0001_a.sql": {Data: []byte("SELECT 1")},
 		"migrations/0003_c.sql": {Data: []byte("SELECT 1")},
 	}
-	if _, err := loadMigrations(gap); err == nil {
+	if _, err := store.LoadMigrations(gap); err == nil {
 		t.Error("migrations with a gap loaded")
 	}
 }
