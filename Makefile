@@ -50,6 +50,9 @@ bench: image redis-image test-deps
 	$(GO) test -count=1 -run '^$$' -bench 'PoolHit' -benchtime 100x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'AdaptivePool' -benchtime 1x -timeout 30m ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'StartDataSilent' -benchtime 1x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'InstanceCreate' -benchtime 20x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'InstanceList' -benchtime 50x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'InstanceExpiry' -benchtime 1x -timeout 30m ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'SharedMemory' -benchtime 1x ./bench/
 
 ## fuzz: fuzz the config parser for FUZZTIME (default 60s); what it finds lands in internal/config/testdata/fuzz

@@ -256,8 +256,8 @@ func (m *Manager) create(ctx context.Context, service, owner string, ttl time.Du
 	if svc == nil {
 		return Record{}, "", false, ErrUnknownService
 	}
-	if ttl < 0 || ttl > svc.Life.MaxTTL {
-		return Record{}, "", false, fmt.Errorf("%w: want more than 0 and at most max_ttl (%s)", ErrBadTTL, svc.Life.MaxTTL)
+	if ttl < 0 || ttl > svc.Life.TTL {
+		return Record{}, "", false, fmt.Errorf("%w: want more than 0 and at most the service's ttl (%s); extensions add more", ErrBadTTL, svc.Life.TTL)
 	}
 	if svc.Return && svc.PerOwner > 0 {
 		if r, ok := m.newest(ctx, service, owner, svc.PerOwner); ok {

@@ -240,8 +240,11 @@ func TestInstanceQuota(t *testing.T) {
 	if _, _, _, err := r.m.Create(ctx, "nope", "owner", 0); !errors.Is(err, instance.ErrUnknownService) {
 		t.Fatalf("unknown service: %v", err)
 	}
-	if _, _, _, err := r.m.Create(ctx, "redis", "x", 4*time.Hour); !errors.Is(err, instance.ErrBadTTL) {
-		t.Fatalf("ttl past max_ttl: %v", err)
+	if _, _, _, err := r.m.Create(ctx, "redis", "x", 2*time.Hour); !errors.Is(err, instance.ErrBadTTL) {
+		t.Fatalf("ttl past the service's: %v", err)
+	}
+	if rec, _, _, err := r.m.Create(ctx, "redis", "y", 10*time.Minute); err != nil || !rec.ExpiresAt.Equal(rec.ReadyAt.Add(10*time.Minute)) {
+		t.Fatalf("a shorter ttl: %+v, %v", rec, err)
 	}
 }
 
