@@ -1,12 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -371,32 +368,6 @@ func poissonLoad(b *testing.B, srv *server.Server, logs *dockertest.Logs, name s
 	}
 	r.startTime, r.arrivalRate = strings.Join(starts, ", "), after.ArrivalRate
 	return r
-}
-
-// holdPing connects to addr, sends PING, reads +PONG, and returns the time
-// from the dial to the reply; it holds the connection until hold after the
-// dial before closing it.
-func holdPing(addr string, hold time.Duration) (time.Duration, error) {
-	t0 := time.Now()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return 0, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-		return 0, err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	d := time.Since(t0)
-	if err != nil {
-		return 0, err
-	}
-	if line != "+PONG\r\n" {
-		return 0, fmt.Errorf("answer %q", line)
-	}
-	time.Sleep(time.Until(t0.Add(hold)))
-	return d, nil
 }
 
 // poolOf is service name's pool as Ganger reports it.

@@ -38,21 +38,7 @@ func nodeWith(b *testing.B, top, svc string, logs io.Writer) (addr string, nodeI
 	d = dockertest.Daemon(b)
 	nodeID = dockertest.Node(b, d)
 	yml := fmt.Sprintf("node: %s\n%sservices:\n  - {name: echo, listen: 127.0.0.1:0, image: %s, port: 7777, %s}\n", nodeID, top, dockertest.Image, svc)
-	cfg, err := config.Parse("bench.yaml", []byte(yml))
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := server.NewDocker(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, context.Background()); close(done) }()
-	b.Cleanup(func() { stop(); <-done })
+	srv := serveYAML(b, yml, logs)
 	return srv.Addr("echo").String(), nodeID, d
 }
 

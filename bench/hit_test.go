@@ -31,28 +31,18 @@ func services(b *testing.B, logs io.Writer, svcs ...string) (*server.Server, str
 	for _, s := range svcs {
 		yml += "  - " + s + "\n"
 	}
-	cfg, err := config.Parse("bench.yaml", []byte(yml))
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := server.NewDocker(cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, context.Background()); close(done) }()
-	b.Cleanup(func() { stop(); <-done })
+	srv := serveYAML(b, yml, logs)
 	return srv, nodeID
 }
 
 // ping is one client-speaks-first exchange, as a Redis client makes it:
 // connect, send PING, read +PONG; it returns the time from the dial to the
 // reply.
-func ping(addr string) (time.Duration, error) {
+func ping(addr string) (time.Duration, error) { return holdPing(addr, 0) }
+
+// holdPing is ping that holds the connection until hold after the dial
+// before closing it.
+func holdPing(addr string, hold time.Duration) (time.Duration, error) {
 	t0 := time.Now()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -71,6 +61,7 @@ func ping(addr string) (time.Duration, error) {
 	if line != "+PONG\r\n" {
 		return 0, fmt.Errorf("answer %q", line)
 	}
+	time.Sleep(time.Until(t0.Add(hold)))
 	return d, nil
 }
 
@@ -159,4 +150,25 @@ func BenchmarkPoolHit(b *testing.B) {
 	}
 	fmt.Printf("  pool - shared: p50 %s (goal <= 0.5ms), p99 %s (goal <= 2ms)\n",
 		us(median(got[0])-median(got[2])), us(pct(got[0], 99)-pct(got[2], 99)))
+}
+
+// serveYAML runs an in-process Ganger on the configuration yml until the
+// benchmark ends; it logs to logs (info and up).
+func serveYAML(b *testing.B, yml string, logs io.Writer) *server.Server {
+	cfg, err := config.Parse("bench.yaml", []byte(yml))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := server.NewDocker(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { srv.Serve(ctx, context.Background()); close(done) }()
+	b.Cleanup(func() { stop(); <-done })
+	return srv
 }

@@ -334,16 +334,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if len(s.Live) != 1 {
 		t.Fatalf("live: %+v", s.Live)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
+	ctx := browser(t, chromium, 1280, 900)
 	sel := chromedp.CSS(fmt.Sprintf(`tr[data-session="%s"]`, s.Live[0].ID))
 	// The read token as the password the browser's login prompt asks for
 	// (the API answers 401 with a Basic challenge; the browser retries).
@@ -383,4 +374,19 @@ func TestStatusPageInChromium(t *testing.T) {
 	if os.Getenv("GANGER_SCREENSHOT") != "" {
 		os.WriteFile(os.Getenv("GANGER_SCREENSHOT"), shot, 0o644)
 	}
+}
+
+// browser starts Debian's headless Chromium for the test, with the flags
+// this project runs it with; it is closed when the test ends, and every
+// step on it is bounded by two minutes.
+func browser(t *testing.T, chromium string, width, height int) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(width, height))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(func() { cancel(); cancelCtx(); cancelAlloc() })
+	return ctx
 }
