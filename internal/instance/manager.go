@@ -306,45 +306,64 @@ func (m *Manager) newest(ctx context.Context, service, owner string, n int) (Rec
 // launch starts rec's container and records where it runs, or records why
 // it failed.
 func (m *Manager) launch(ctx context.Context, svc *Service, rec Record, ttl time.Duration) (Record, error) {
-	spec, err := m.spec(svc, rec)
-	if err == nil {
-		var c *fleet.Container
-		c, err = m.env.Fleet.Launch(ctx, fleet.Request{
-			Service: svc.Name, Spec: spec, QueueTimeout: svc.Queue, ReadyTimeout: svc.Ready,
-			Backoff: svc.Backoff, BackoffMax: svc.BackoffMax, Log: m.log, Keep: true,
-		})
-		if err == nil {
-			var ports map[int]int
-			if ports, err = c.Published(ctx); err != nil {
-				c.Destroy()
-			} else {
-				now := m.clock.Now()
-				expires, _ := svc.Life.Expiry(rec.CreatedAt, now, ttl)
-				rec, err = m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
-					r.State, r.Daemon, r.Container, r.Host, r.Ports = Running, c.Daemon(), c.ID(), c.Host(), ports
-					r.ReadyAt, r.ExpiresAt = now, expires
-					return nil
-				})
-				if err != nil {
-					c.Destroy()
-				} else {
-					m.hold(rec.ID, c)
-					m.dl.Set(rec.ID, rec.ExpiresAt)
-					m.log.Info("instance ready", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner,
-						"daemon", rec.Daemon, "expires_at", rec.ExpiresAt)
-					return rec, nil
-				}
-			}
-		}
+	c, ports, err := m.start(ctx, svc, rec, nil)
+	if err != nil {
+		m.failed(ctx, rec, err.Error())
+		return Record{}, err
 	}
-	m.log.Warn("instance failed", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner, "err", err)
-	if _, uerr := m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
-		r.State, r.Reason, r.EndedAt = Failed, err.Error(), m.clock.Now()
+	now := m.clock.Now()
+	expires, _ := svc.Life.Expiry(rec.CreatedAt, now, ttl)
+	rec, err = m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
+		r.State, r.Daemon, r.Container, r.Host, r.Ports = Running, c.Daemon(), c.ID(), c.Host(), ports
+		r.ReadyAt, r.ExpiresAt = now, expires
 		return nil
-	}); uerr == nil {
+	})
+	if err != nil {
+		c.Destroy()
+		m.failed(ctx, rec, err.Error())
+		return Record{}, err
+	}
+	m.hold(rec.ID, c)
+	m.dl.Set(rec.ID, rec.ExpiresAt)
+	m.log.Info("instance ready", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner,
+		"daemon", rec.Daemon, "expires_at", rec.ExpiresAt)
+	return rec, nil
+}
+
+// start launches a container for rec, kept past Ganger's own life, on the
+// host ports asked for (nil: the daemon picks), and returns it with its
+// published ports; on error nothing is left.
+func (m *Manager) start(ctx context.Context, svc *Service, rec Record, hostPorts map[int]int) (*fleet.Container, map[int]int, error) {
+	spec, err := m.spec(svc, rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec.HostPorts = hostPorts
+	c, err := m.env.Fleet.Launch(ctx, fleet.Request{
+		Service: svc.Name, Spec: spec, QueueTimeout: svc.Queue, ReadyTimeout: svc.Ready,
+		Backoff: svc.Backoff, BackoffMax: svc.BackoffMax, Log: m.log, Keep: true,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	ports, err := c.Published(ctx)
+	if err != nil {
+		c.Destroy()
+		return nil, nil, err
+	}
+	return c, ports, nil
+}
+
+// failed records that rec failed, and why.
+func (m *Manager) failed(ctx context.Context, rec Record, reason string) {
+	m.log.Warn("instance failed", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner, "reason", reason)
+	m.dl.Cancel(rec.ID)
+	if _, err := m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
+		r.State, r.Reason, r.EndedAt = Failed, reason, m.clock.Now()
+		return nil
+	}); err == nil {
 		m.env.Fleet.Metrics().InstancesEnded.WithLabelValues(rec.Service, string(Failed)).Inc()
 	}
-	return Record{}, err
 }
 
 // spec is the container of rec: the service's template with the
@@ -474,28 +493,9 @@ func (m *Manager) Restart(ctx context.Context, id string) (Record, error) {
 		old.Destroy()
 		<-old.Gone()
 	}
-	spec, err := m.spec(svc, rec)
+	c, ports, err := m.start(ctx, svc, rec, rec.Ports)
 	if err != nil {
-		return rec, err
-	}
-	spec.HostPorts = rec.Ports
-	c, err := m.env.Fleet.Launch(ctx, fleet.Request{
-		Service: svc.Name, Spec: spec, QueueTimeout: svc.Queue, ReadyTimeout: svc.Ready,
-		Backoff: svc.Backoff, BackoffMax: svc.BackoffMax, Log: m.log, Keep: true,
-	})
-	var ports map[int]int
-	if err == nil {
-		if ports, err = c.Published(ctx); err != nil {
-			c.Destroy()
-		}
-	}
-	if err != nil {
-		m.dl.Cancel(id)
-		m.env.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
-			r.State, r.Reason, r.EndedAt = Failed, "restart failed: "+err.Error(), m.clock.Now()
-			return nil
-		})
-		m.env.Fleet.Metrics().InstancesEnded.WithLabelValues(rec.Service, string(Failed)).Inc()
+		m.failed(ctx, rec, "restart failed: "+err.Error())
 		return rec, err
 	}
 	rec, err = m.env.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {

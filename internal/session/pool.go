@@ -47,12 +47,15 @@ func (p *pool) perSession() bool {
 	return c.Reuse == 1 && c.Pool.Min == 0 && !c.Pool.Adaptive
 }
 
-// hit takes a ready container from the pool, if one answers. Every call is
-// an arrival the adaptive pool counts, and a hit or a miss.
+// hit takes a ready container from the pool, if one answers. With a pool,
+// every call is an arrival the adaptive pool counts, and a hit or a miss.
 func (p *pool) hit(cf *conf, log *slog.Logger) (*container, *net.TCPConn, string, error) {
-	p.z.arrive(p.s.now())
+	pooled := cf.cfg.Pool.Max > 0 // a service with no pool measures nothing
+	if pooled {
+		p.z.arrive(p.s.now())
+	}
 	c, conn, err := p.takeAnswering(cf, log)
-	if cf.cfg.Pool.Max > 0 && err == nil {
+	if pooled && err == nil {
 		m := p.s.env.Fleet.Metrics()
 		if c != nil {
 			p.hits.Add(1)
