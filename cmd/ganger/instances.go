@@ -46,17 +46,12 @@ func (in *instances) Create(ctx context.Context, service, owner string, ttl time
 	return v, existing, nil
 }
 
-func (in *instances) Get(ctx context.Context, id string) (view.Instance, error) {
+func (in *instances) Get(ctx context.Context, id, token string) (view.Instance, bool, error) {
 	rec, err := in.m.Get(ctx, id)
 	if err != nil {
-		return view.Instance{}, in.failure(ctx, err, "", "")
+		return view.Instance{}, false, in.failure(ctx, err, "", "")
 	}
-	return in.view(rec), nil
-}
-
-func (in *instances) Owns(ctx context.Context, id, token string) bool {
-	rec, err := in.m.Get(ctx, id)
-	return err == nil && instance.Owns(rec, token)
+	return in.view(rec), token != "" && instance.Owns(rec, token), nil
 }
 
 func (in *instances) List(ctx context.Context, owner string, all bool) ([]view.Instance, error) {

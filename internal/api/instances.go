@@ -24,10 +24,9 @@ type Instances interface {
 	// Create makes an instance for owner; existing says an owner at its
 	// quota got its newest back (no token then).
 	Create(ctx context.Context, service, owner string, ttl time.Duration) (inst view.Instance, existing bool, err error)
-	// Get returns the instance with its secrets, and its owner.
-	Get(ctx context.Context, id string) (view.Instance, error)
-	// Owns reports whether token is the instance's owner token.
-	Owns(ctx context.Context, id, token string) bool
+	// Get returns the instance with its secrets and its owner, and
+	// whether token is its owner token (one read of the store for both).
+	Get(ctx context.Context, id, token string) (inst view.Instance, owned bool, err error)
 	// List returns instances, newest first: owner "" for every owner, all
 	// for ended ones too.
 	List(ctx context.Context, owner string, all bool) ([]view.Instance, error)
@@ -254,7 +253,7 @@ func (a *API) instance(w http.ResponseWriter, r *http.Request) (view.Instance, c
 		w.Header().Add("WWW-Authenticate", `Bearer realm="ganger"`)
 		return view.Instance{}, c, &apiError{code: 401, msg: "send the instance's owner token: Authorization: Bearer <owner_token>"}
 	}
-	inst, err := a.Instances.Get(r.Context(), id)
+	inst, owned, err := a.Instances.Get(r.Context(), id, c.token)
 	notFound := &apiError{code: 404, msg: "no instance " + id + " of yours"}
 	switch {
 	case err != nil:
@@ -268,7 +267,7 @@ func (a *API) instance(w http.ResponseWriter, r *http.Request) (view.Instance, c
 		return inst, c, nil
 	case c.client != "" && inst.Owner == ownerClient+c.client:
 		return inst, c, nil
-	case a.Instances.Owns(r.Context(), id, c.token):
+	case owned:
 		return inst, c, nil
 	}
 	return inst, c, notFound // neither theirs nor said to exist

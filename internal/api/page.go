@@ -84,10 +84,10 @@ func (a *API) pageIndex(w http.ResponseWriter, r *http.Request) {
 	var mine []view.Instance
 	for _, c := range r.Cookies() {
 		id, ok := strings.CutPrefix(c.Name, ownerCookie)
-		if !ok || !a.Instances.Owns(r.Context(), id, c.Value) {
+		if !ok {
 			continue
 		}
-		if in, err := a.Instances.Get(r.Context(), id); err == nil && in.EndedAt == nil {
+		if in, owned, err := a.Instances.Get(r.Context(), id, c.Value); err == nil && owned && in.EndedAt == nil {
 			mine = append(mine, in)
 		}
 	}
@@ -136,8 +136,8 @@ func (a *API) pageCreate(w http.ResponseWriter, r *http.Request) {
 func (a *API) pageOwned(w http.ResponseWriter, r *http.Request) (view.Instance, bool) {
 	id := r.PathValue("id")
 	if a.Instances != nil {
-		if c, err := r.Cookie(ownerCookie + id); err == nil && a.Instances.Owns(r.Context(), id, c.Value) {
-			if in, err := a.Instances.Get(r.Context(), id); err == nil {
+		if c, err := r.Cookie(ownerCookie + id); err == nil {
+			if in, owned, err := a.Instances.Get(r.Context(), id, c.Value); err == nil && owned {
 				return in, true
 			}
 		}
@@ -169,7 +169,9 @@ func (a *API) pageAct(w http.ResponseWriter, r *http.Request) {
 		if errors.As(err, &ie) {
 			msg = ie.Reason
 		}
-		in, _ = a.Instances.Get(r.Context(), in.ID)
+		if now, _, err := a.Instances.Get(r.Context(), in.ID, ""); err == nil {
+			in = now
+		}
 		a.render(w, 409, map[string]any{"Inst": in, "Error": msg})
 		return
 	}

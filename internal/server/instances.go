@@ -106,20 +106,21 @@ func (s *Server) keep(c ganger.Managed) bool {
 // instanceViews are the instance services as the status page and
 // /v1/services show them: their live instances count as live.
 func (s *Server) instanceViews() []view.Service {
+	live := map[string]int{}
+	if m := s.instances; m != nil {
+		if recs, err := m.List(context.Background(), instance.Filter{LiveOnly: true}); err == nil {
+			for _, r := range recs {
+				live[r.Service]++
+			}
+		}
+	}
 	var out []view.Service
 	for _, sc := range s.cfg.Services {
 		if sc.Mode != ganger.Instance {
 			continue
 		}
-		v := view.Service{Name: sc.Name, Mode: string(sc.Mode), Image: sc.Image, Placement: string(sc.Placement),
-			Stats: view.Stats{Failures: map[string]int64{}, Queued: s.fleet.Sched().Queued(sc.Name)}}
-		if m := s.instances; m != nil {
-			recs, err := m.List(context.Background(), instance.Filter{Service: sc.Name, LiveOnly: true})
-			if err == nil {
-				v.Live = len(recs)
-			}
-		}
-		out = append(out, v)
+		out = append(out, view.Service{Name: sc.Name, Mode: string(sc.Mode), Image: sc.Image, Placement: string(sc.Placement),
+			Stats: view.Stats{Live: live[sc.Name], Failures: map[string]int64{}, Queued: s.fleet.Sched().Queued(sc.Name)}})
 	}
 	return out
 }
