@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ganger-dev/ganger/internal/instance"
 	"io/fs"
 	"path"
 	"slices"
@@ -58,4 +59,53 @@ func EncodeMap[M ~map[K]V, K comparable, V any](m M) (string, error) {
 	}
 	b, err := json.Marshal(m)
 	return string(b), err
+}
+
+// Columns are an instance record's columns, in the order both drivers
+// write and scan them.
+const Columns = `id, service, owner, token_hash, state, node, daemon, container, host,
+	ports, secrets, created_at, expires_at, max_expires_at, ready_at, ended_at,
+	extensions, bytes_in, bytes_out, reason, version`
+
+// LiveStates is the SQL list of the live states.
+const LiveStates = `('starting', 'running')`
+
+// ListQuery is the SELECT of Store.List for f, newest first, with its
+// arguments; arg returns the driver's placeholder for the n-th (from 1).
+func ListQuery(f instance.Filter, arg func(n int) string) (string, []any) {
+	var where []string
+	var args []any
+	add := func(v any) string {
+		args = append(args, v)
+		return arg(len(args))
+	}
+	if f.Service != "" {
+		where = append(where, "service = "+add(f.Service))
+	}
+	if f.Owner != "" {
+		where = append(where, "owner = "+add(f.Owner))
+	}
+	if f.LiveOnly {
+		where = append(where, "state IN "+LiveStates)
+	}
+	q := `SELECT ` + Columns + ` FROM instances`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY created_at DESC, id`
+	if f.Limit > 0 {
+		q += ` LIMIT ` + add(f.Limit)
+	}
+	return q, args
+}
+
+// LiveQuery is the SELECT of Store.Live for node ("" = every node).
+func LiveQuery(node string, arg func(n int) string) (string, []any) {
+	q := `SELECT ` + Columns + ` FROM instances WHERE state IN ` + LiveStates
+	var args []any
+	if node != "" {
+		q += ` AND node = ` + arg(1)
+		args = append(args, node)
+	}
+	return q + ` ORDER BY created_at DESC, id`, args
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"github.com/ganger-dev/ganger/internal/store"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,11 +55,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-const columns = `id, service, owner, token_hash, state, node, daemon, container, host,
-	ports, secrets, created_at, expires_at, max_expires_at, ready_at, ended_at,
-	extensions, bytes_in, bytes_out, reason, version`
-
-const liveStates = `('starting', 'running')`
+// placeholder is this driver's n-th query argument.
+var placeholder = func(n int) string { return "$" + strconv.Itoa(n) }
 
 // inTx runs fn in a transaction, committed if fn returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
@@ -95,7 +91,7 @@ func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) err
 			}
 			var n int
 			err := tx.QueryRow(ctx, `SELECT count(*) FROM instances
-				WHERE service = $1 AND owner = $2 AND state IN `+liveStates, r.Service, r.Owner).Scan(&n)
+				WHERE service = $1 AND owner = $2 AND state IN `+store.LiveStates, r.Service, r.Owner).Scan(&n)
 			if err != nil {
 				return err
 			}
@@ -103,7 +99,7 @@ func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) err
 				return instance.ErrQuota
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO instances (`+columns+`)
+		_, err := tx.Exec(ctx, `INSERT INTO instances (`+store.Columns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`, args...)
 		return err
 	})
@@ -122,7 +118,7 @@ func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) err
 
 // Get implements instance.Store.
 func (s *Store) Get(ctx context.Context, id string) (instance.Record, error) {
-	r, err := scan(s.pool.QueryRow(ctx, `SELECT `+columns+` FROM instances WHERE id = $1`, id))
+	r, err := scan(s.pool.QueryRow(ctx, `SELECT `+store.Columns+` FROM instances WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return instance.Record{}, instance.ErrNotFound
 	}
@@ -137,7 +133,7 @@ func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) 
 	var out instance.Record
 	var fErr error // f's error, returned unchanged
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		r, err := scan(tx.QueryRow(ctx, `SELECT `+columns+` FROM instances WHERE id = $1 FOR UPDATE`, id))
+		r, err := scan(tx.QueryRow(ctx, `SELECT `+store.Columns+` FROM instances WHERE id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return instance.ErrNotFound
 		}
@@ -182,29 +178,7 @@ func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) 
 
 // List implements instance.Store.
 func (s *Store) List(ctx context.Context, f instance.Filter) ([]instance.Record, error) {
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if f.Service != "" {
-		where = append(where, "service = "+arg(f.Service))
-	}
-	if f.Owner != "" {
-		where = append(where, "owner = "+arg(f.Owner))
-	}
-	if f.LiveOnly {
-		where = append(where, "state IN "+liveStates)
-	}
-	q := `SELECT ` + columns + ` FROM instances`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY created_at DESC, id`
-	if f.Limit > 0 {
-		q += ` LIMIT ` + arg(f.Limit)
-	}
+	q, args := store.ListQuery(f, placeholder)
 	rs, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: list: %w", err)
@@ -214,13 +188,7 @@ func (s *Store) List(ctx context.Context, f instance.Filter) ([]instance.Record,
 
 // Live implements instance.Store.
 func (s *Store) Live(ctx context.Context, node string) ([]instance.Record, error) {
-	q := `SELECT ` + columns + ` FROM instances WHERE state IN ` + liveStates
-	var args []any
-	if node != "" {
-		q += ` AND node = $1`
-		args = append(args, node)
-	}
-	q += ` ORDER BY created_at DESC, id`
+	q, args := store.LiveQuery(node, placeholder)
 	rs, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: live: %w", err)
@@ -245,7 +213,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]instance.Re
 	return out, rows.Err()
 }
 
-// values are r's columns in the order of columns.
+// values are r's store.Columns in the order of store.Columns.
 func values(r instance.Record) ([]any, error) {
 	ports, err := store.EncodeMap(r.Ports)
 	if err != nil {

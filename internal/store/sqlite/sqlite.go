@@ -100,11 +100,8 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-const columns = `id, service, owner, token_hash, state, node, daemon, container, host,
-	ports, secrets, created_at, expires_at, max_expires_at, ready_at, ended_at,
-	extensions, bytes_in, bytes_out, reason, version`
-
-const liveStates = `('starting', 'running')`
+// placeholder is this driver's n-th query argument.
+var placeholder = func(int) string { return "?" }
 
 // Create implements instance.Store.
 func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) error {
@@ -120,7 +117,7 @@ func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) err
 		if perOwner > 0 {
 			var n int
 			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM instances
-				WHERE service = ? AND owner = ? AND state IN `+liveStates,
+				WHERE service = ? AND owner = ? AND state IN `+store.LiveStates,
 				r.Service, r.Owner).Scan(&n)
 			if err != nil {
 				return err
@@ -129,7 +126,7 @@ func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) err
 				return instance.ErrQuota
 			}
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO instances (`+columns+`)
+		_, err := tx.ExecContext(ctx, `INSERT INTO instances (`+store.Columns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return err
 	})
@@ -147,7 +144,7 @@ func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) err
 
 // Get implements instance.Store.
 func (s *Store) Get(ctx context.Context, id string) (instance.Record, error) {
-	r, err := scan(s.db.QueryRowContext(ctx, `SELECT `+columns+` FROM instances WHERE id = ?`, id))
+	r, err := scan(s.db.QueryRowContext(ctx, `SELECT `+store.Columns+` FROM instances WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return instance.Record{}, instance.ErrNotFound
 	}
@@ -162,7 +159,7 @@ func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) 
 	var out instance.Record
 	var fErr error // f's error, returned unchanged
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		r, err := scan(tx.QueryRowContext(ctx, `SELECT `+columns+` FROM instances WHERE id = ?`, id))
+		r, err := scan(tx.QueryRowContext(ctx, `SELECT `+store.Columns+` FROM instances WHERE id = ?`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return instance.ErrNotFound
 		}
@@ -207,28 +204,7 @@ func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) 
 
 // List implements instance.Store.
 func (s *Store) List(ctx context.Context, f instance.Filter) ([]instance.Record, error) {
-	var where []string
-	var args []any
-	if f.Service != "" {
-		where = append(where, "service = ?")
-		args = append(args, f.Service)
-	}
-	if f.Owner != "" {
-		where = append(where, "owner = ?")
-		args = append(args, f.Owner)
-	}
-	if f.LiveOnly {
-		where = append(where, "state IN "+liveStates)
-	}
-	q := `SELECT ` + columns + ` FROM instances`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY created_at DESC, id`
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
+	q, args := store.ListQuery(f, placeholder)
 	rs, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: list: %w", err)
@@ -238,13 +214,7 @@ func (s *Store) List(ctx context.Context, f instance.Filter) ([]instance.Record,
 
 // Live implements instance.Store.
 func (s *Store) Live(ctx context.Context, node string) ([]instance.Record, error) {
-	q := `SELECT ` + columns + ` FROM instances WHERE state IN ` + liveStates
-	var args []any
-	if node != "" {
-		q += ` AND node = ?`
-		args = append(args, node)
-	}
-	q += ` ORDER BY created_at DESC, id`
+	q, args := store.LiveQuery(node, placeholder)
 	rs, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: live: %w", err)
@@ -269,7 +239,7 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]instance.Re
 	return out, rows.Err()
 }
 
-// values are r's columns in the order of columns.
+// values are r's store.Columns in the order of store.Columns.
 func values(r instance.Record) ([]any, error) {
 	ports, err := store.EncodeMap(r.Ports)
 	if err != nil {
