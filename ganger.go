@@ -95,6 +95,10 @@ type Spec struct {
 	Image   string
 	Port    int   // TCP port the service listens on inside the container
 	Publish []int // container ports published on the daemon's publish IP (each on a host port the daemon picks), whatever the dial mode; for clients that connect straight to the container
+	// Dial lists container ports Ganger dials besides Port (an instance
+	// behind Ganger's proxy): like Port, each is published only when
+	// Ganger dials published ports.
+	Dial []int
 	// HostPorts asks for the host port of some Publish ports (container
 	// port → host port): an instance restarted keeps its ports. Absent or
 	// 0: the daemon picks.

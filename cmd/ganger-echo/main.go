@@ -21,6 +21,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", ":7777", "address to listen on")
+	also := flag.String("also", "", "a second address to listen on, served the same way (a service with two ports)")
 	banner := flag.String("banner", "", "line sent to each client on connect; %h stands for the host name (the container's id)")
 	closeFirst := flag.Bool("close-write-first", false, "after the banner, shut the write side and read the client to EOF")
 	delay := flag.Duration("delay", 0, "wait this long before listening (a slow-starting service)")
@@ -42,24 +43,33 @@ func main() {
 		log.Printf("waiting %s before listening", *delay)
 		time.Sleep(*delay)
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		log.Fatalf("listen: %v", err)
-	}
 	host, _ := os.Hostname()
 	line := strings.ReplaceAll(*banner, "%h", host)
-	log.Printf("listening on %s", ln.Addr())
-	for {
-		c, err := ln.Accept()
+	accept := func(addr string) {
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			log.Fatalf("accept: %v", err)
+			log.Fatalf("listen: %v", err)
 		}
-		if *commands {
-			go serveCommands(c, line)
-			continue
-		}
-		go serve(c.(*net.TCPConn), line, *closeFirst)
+		log.Printf("listening on %s", ln.Addr())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					log.Fatalf("accept: %v", err)
+				}
+				if *commands {
+					go serveCommands(c, line)
+					continue
+				}
+				go serve(c.(*net.TCPConn), line, *closeFirst)
+			}
+		}()
 	}
+	accept(*listen)
+	if *also != "" {
+		accept(*also)
+	}
+	select {}
 }
 
 func serve(c *net.TCPConn, banner string, closeFirst bool) {

@@ -25,7 +25,7 @@ const nobody = "65534:65534"
 // nobody unless the service or the image names a user, and its logs, open
 // files and (where the daemon can) disk are capped. Its port is published
 // only when Ganger dials published ports: otherwise nothing but Ganger
-// reaches it. The ports of spec.Publish are published whatever the dial
+// reaches it (the same for the ports of spec.Dial). The ports of spec.Publish are published whatever the dial
 // mode, each on a host port the daemon picks (see Published).
 func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	port, ok := network.PortFrom(uint16(spec.Port), network.TCP)
@@ -48,6 +48,13 @@ func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	publish := map[network.Port]bool{}
 	if d.dialMode == ganger.DialPublished {
 		publish[port] = true
+		for _, n := range spec.Dial {
+			p, ok := network.PortFrom(uint16(n), network.TCP)
+			if n < 1 || n > 65535 || !ok {
+				return "", fmt.Errorf("create %s on %s: invalid port to dial %d", spec.Name, d.name, n)
+			}
+			publish[p] = true
+		}
 	}
 	for _, n := range spec.Publish {
 		p, ok := network.PortFrom(uint16(n), network.TCP)

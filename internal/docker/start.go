@@ -36,6 +36,24 @@ func (d *Daemon) Start(ctx context.Context, id string, port int) (string, error)
 	return addr, nil
 }
 
+// DialAddrs returns the TCP address that reaches each of the ports of a
+// started container (its Spec.Port and Spec.Dial ports).
+func (d *Daemon) DialAddrs(ctx context.Context, id string, ports []int) (map[int]string, error) {
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("inspect container %s on %s: %w", short(id), d.name, err)
+	}
+	out := make(map[int]string, len(ports))
+	for _, p := range ports {
+		addr, err := d.dialAddr(res.Container, p)
+		if err != nil {
+			return nil, fmt.Errorf("container %s on %s: %w", short(id), d.name, err)
+		}
+		out[p] = addr
+	}
+	return out, nil
+}
+
 func (d *Daemon) dialAddr(c container.InspectResponse, port int) (string, error) {
 	if c.NetworkSettings == nil {
 		return "", fmt.Errorf("no network settings (did it exit at once?)")

@@ -31,6 +31,9 @@ type Backend interface {
 	// Start starts a created container and returns a TCP address that
 	// reaches port.
 	Start(ctx context.Context, id string, port int) (addr string, err error)
+	// DialAddrs returns, for a started container, a TCP address that
+	// reaches each of ports (its Spec.Port and Spec.Dial ports).
+	DialAddrs(ctx context.Context, id string, ports []int) (map[int]string, error)
 	// Events streams the die and destroy events of owner's containers
 	// until ctx ends or the stream fails; the event channel is then
 	// closed, and the error channel holds why (nothing if ctx ended).

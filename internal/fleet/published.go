@@ -21,3 +21,13 @@ func (c *Container) Published(ctx context.Context) (map[int]int, error) {
 // Host is the address (a host, no port) where its daemon's published
 // ports are reachable: the daemon's advertise address.
 func (c *Container) Host() string { return c.m.b.Advertise() }
+
+// DialAddrs returns where Ganger dials each of ports of the container
+// (its Spec.Port and Spec.Dial ports).
+func (c *Container) DialAddrs(ctx context.Context, ports []int) (map[int]string, error) {
+	id := c.ID()
+	if id == "" {
+		return nil, fmt.Errorf("addresses of %s on %s: not created yet", c.ref.Name, c.ref.Daemon)
+	}
+	return c.m.b.DialAddrs(ctx, id, ports)
+}

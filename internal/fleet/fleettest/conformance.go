@@ -25,7 +25,8 @@ const servicePort = 7777
 
 // RunBackendTests runs the behaviour every fleet.Backend must have.
 // newBackend returns the backend under test for one subtest, an image whose
-// containers echo on port 7777 (given "-listen :7777"), and kill, which
+// containers echo on port 7777 (given "-listen :7777"; "-also :7778" adds
+// a second port), and kill, which
 // makes a started container exit as SIGKILL does (code 137).
 func RunBackendTests(t *testing.T, newBackend func(t *testing.T) (b fleet.Backend, image string, kill func(id string))) {
 	run := func(name string, body func(s *suite)) {
@@ -42,6 +43,7 @@ func RunBackendTests(t *testing.T, newBackend func(t *testing.T) (b fleet.Backen
 	run("Engine", testEngine)
 	run("EventsEndWithContext", testEventsEnd)
 	run("PublishedPortsEcho", testPublished)
+	run("DialAddrsReachEveryPort", testDialAddrs)
 }
 
 // suite is one subtest's backend and owner. Every container it creates
@@ -332,6 +334,44 @@ func testPublished(s *suite) {
 	if p, err := s.b.Published(s.ctx, id); err == nil {
 		s.Fatalf("published ports of a removed container: %v; want an error", p)
 	}
+}
+
+// testDialAddrs: DialAddrs gives an address for Spec.Port and each port
+// of Spec.Dial, and a client reaches the service at each; before the
+// start it fails.
+func testDialAddrs(s *suite) {
+	name := fmt.Sprintf("%s-%d", s.owner, serial.Add(1))
+	other := servicePort + 1
+	id, err := s.b.Create(s.ctx, ganger.Spec{
+		Name: name, Image: s.image, Port: servicePort, Dial: []int{other}, Network: "bridge",
+		Cmd:    []string{"-listen", fmt.Sprint(":", servicePort), "-also", fmt.Sprint(":", other)},
+		Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: s.owner, ganger.LabelService: "conformance"},
+		Limits: ganger.Limits{Memory: 64 << 20, Pids: 64, NoNewPrivileges: true},
+	})
+	if err != nil {
+		s.Fatalf("create %s: %v", name, err)
+	}
+	s.Cleanup(func() { s.b.Remove(context.Background(), id) })
+	if a, err := s.b.DialAddrs(s.ctx, id, []int{servicePort, other}); err == nil {
+		s.Fatalf("addresses of a container not started: %v; want an error", a)
+	}
+	s.start(id)
+	addrs, err := s.b.DialAddrs(s.ctx, id, []int{servicePort, other})
+	if err != nil || len(addrs) != 2 || addrs[servicePort] == addrs[other] {
+		s.Fatalf("DialAddrs: %v, %v; want two addresses", addrs, err)
+	}
+	for p, addr := range addrs {
+		line := fmt.Sprintf("hello, port %d\n", p)
+		var got string
+		s.eventually(fmt.Sprintf("no line echoed from port %d at %s", p, addr), func() bool {
+			got, err = echoLine(addr, line)
+			return err == nil
+		})
+		if got != line {
+			s.Fatalf("port %d at %s echoed %q", p, addr, got)
+		}
+	}
+	s.remove(id)
 }
 
 // echoLine writes line to what listens at addr and returns the line it

@@ -64,6 +64,7 @@ type fakeContainer struct {
 	state string // created, running, exited
 	ln    net.Listener
 	pub   map[int]net.Listener // by container port: the listeners of Spec.Publish, while running
+	dial  map[int]net.Listener // by container port: the listeners of Spec.Dial, while running
 	conns map[net.Conn]bool
 }
 
@@ -277,7 +278,16 @@ func (f *Fake) Start(ctx context.Context, id string, port int) (string, error) {
 				return "", err
 			}
 		}
-		c.state, c.ln, c.pub, c.conns = "running", ln, pub, map[net.Conn]bool{}
+		dial := map[int]net.Listener{}
+		for _, p := range c.spec.Dial {
+			if dial[p] != nil || p == c.spec.Port {
+				continue
+			}
+			if dial[p], err = listen(0); err != nil {
+				return "", err
+			}
+		}
+		c.state, c.ln, c.pub, c.dial, c.conns = "running", ln, pub, dial, map[net.Conn]bool{}
 		for _, l := range lns {
 			if f.Unready {
 				l.Close() // its address now refuses
@@ -299,6 +309,11 @@ func (c *fakeContainer) listens(ln net.Listener) bool {
 		return true
 	}
 	for _, l := range c.pub {
+		if l == ln {
+			return true
+		}
+	}
+	for _, l := range c.dial {
 		if l == ln {
 			return true
 		}
@@ -331,10 +346,13 @@ func (c *fakeContainer) stop() {
 	for _, l := range c.pub {
 		l.Close()
 	}
+	for _, l := range c.dial {
+		l.Close()
+	}
 	for conn := range c.conns {
 		conn.Close()
 	}
-	c.state, c.pub, c.conns = "exited", nil, nil
+	c.state, c.pub, c.dial, c.conns = "exited", nil, nil, nil
 }
 
 // Published returns, for a running container, the port of 127.0.0.1 each
@@ -355,6 +373,35 @@ func (f *Fake) Published(ctx context.Context, id string) (map[int]int, error) {
 	out := make(map[int]int, len(c.pub))
 	for p, l := range c.pub {
 		out[p] = l.Addr().(*net.TCPAddr).Port
+	}
+	return out, nil
+}
+
+// DialAddrs returns, for a running container, the address of 127.0.0.1
+// where each of ports listens.
+func (f *Fake) DialAddrs(ctx context.Context, id string, ports []int) (map[int]string, error) {
+	if err := f.begin(ctx, "DialAddrs", nil); err != nil {
+		return nil, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(id)
+	switch {
+	case c == nil:
+		return nil, fmt.Errorf("inspect container %s: No such container: %s", id, id)
+	case c.state != "running":
+		return nil, fmt.Errorf("container %s: no network settings (did it exit at once?)", id)
+	}
+	out := make(map[int]string, len(ports))
+	for _, p := range ports {
+		switch {
+		case p == c.spec.Port:
+			out[p] = c.ln.Addr().String()
+		case c.dial[p] != nil:
+			out[p] = c.dial[p].Addr().String()
+		default:
+			return nil, fmt.Errorf("container %s: port %d/tcp is not published (did it exit at once?)", id, p)
+		}
 	}
 	return out, nil
 }
