@@ -94,7 +94,7 @@ func (in *instances) view(r instance.Record) view.Instance {
 	v := view.Instance{
 		ID: r.ID, Service: r.Service, State: string(r.State), Owner: r.Owner, Daemon: r.Daemon, Host: r.Host,
 		Secrets: r.Secrets, Connect: in.m.Connect(r), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
-		MaxExpiresAt: r.MaxExpiresAt, Reason: r.Reason,
+		MaxExpiresAt: r.MaxExpiresAt, Reason: r.Reason, BytesIn: r.BytesIn, BytesOut: r.BytesOut,
 	}
 	if len(r.Ports) > 0 {
 		v.Ports = map[string]int{}
@@ -127,6 +127,8 @@ func (in *instances) failure(ctx context.Context, err error, service, owner stri
 		return &api.InstanceError{Status: 400, Reason: err.Error()}
 	case errors.Is(err, instance.ErrNoExtensions), errors.Is(err, instance.ErrAtMaxTTL), errors.Is(err, instance.ErrNotLive), errors.Is(err, instance.ErrElsewhere):
 		return &api.InstanceError{Status: 409, Reason: err.Error()}
+	case errors.Is(err, instance.ErrNoPort):
+		return &api.InstanceError{Status: 503, Reason: "no room for a new instance now: " + err.Error(), RetryAfter: 10 * time.Second}
 	case errors.Is(err, instance.ErrRemove):
 		return &api.InstanceError{Status: 503, Reason: "its container cannot be removed now (its daemon does not answer); try again", RetryAfter: 10 * time.Second}
 	case o == ganger.QueueFull || o == ganger.QueueTimeout:

@@ -405,3 +405,101 @@ services:
 		}
 	}
 }
+
+// access: proxy with idle_ttl, on the real engine: the container
+// publishes nothing, Ganger proxies a port of its range to it (Redis with
+// AUTH works through it), counts the bytes, keeps the instance while a
+// connection is open however quiet, and ends it idle_ttl after the last
+// connection closed, its port closing and its container going.
+func TestInstanceProxyEndToEnd(t *testing.T) {
+	d := dockertest.Daemon(t)
+	node := dockertest.Node(t, d)
+	if err := d.EnsureImage(context.Background(), redisImage, "never"); err != nil {
+		t.Fatalf("%s: %v (make test builds it: make redis-image)", redisImage, err)
+	}
+	lo := 40000 + int(time.Now().UnixNano()%20000)
+	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	y := fmt.Sprintf(`node: %s
+api: {listen: 127.0.0.1:0, token: %s}
+services:
+  - name: redis
+    mode: instance
+    image: %s
+    ports: [6379]
+    cmd: ["--port", "6379", "--save", "", "--appendonly", "no", "--dir", "/tmp", "--requirepass", "{{.Secrets.password}}"]
+    instance:
+      public: true
+      ttl: 5m
+      idle_ttl: 3s
+      access: proxy
+      listen_ip: 127.0.0.1
+      port_range: %d-%d
+      secrets: {password: 24}
+      connect: "redis://:{{.Secrets.password}}@{{.Host}}:{{.Port 6379}}"
+`, node, token, redisImage, lo, lo+39)
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, api := startInstanceProc(t, path)
+
+	var inst instanceJSON
+	if code := call(t, "POST", api+"/v1/services/redis/instances", "", &inst); code != 201 {
+		t.Fatalf("create: %d", code)
+	}
+	port := inst.Ports["6379"]
+	addr := net.JoinHostPort(inst.Host, fmt.Sprint(port))
+	pw := inst.Secrets["password"]
+	if inst.Host != "127.0.0.1" || port < lo || port > lo+39 || inst.Connect != "redis://:"+pw+"@"+addr {
+		t.Fatalf("instance %+v; want 127.0.0.1 and a port of %d-%d", inst, lo, lo+39)
+	}
+	out, err := exec.Command("docker", "ps", "--filter", "label=ganger.instance="+inst.ID, "--format", "{{.ID}} [{{.Ports}}]").Output()
+	if err != nil || len(strings.TrimSpace(string(out))) == 0 || strings.Contains(string(out), "->") {
+		t.Fatalf("docker ps: %q, %v; want the container, with no published port", out, err)
+	}
+	if got := redisSession(t, addr, pw, "SET k v", "GET k"); got[0] != "+OK" || got[1] != "+OK" || got[2] != "v" {
+		t.Fatalf("redis through Ganger's proxy: %q", got)
+	}
+	if got := redisSession(t, addr, "wrong-password"); !strings.HasPrefix(got[0], "-WRONGPASS") {
+		t.Fatalf("a wrong password through the proxy: %q", got)
+	}
+
+	// A quiet open connection keeps it: twice idle_ttl without a byte.
+	quiet, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(6 * time.Second)
+	var mine instanceJSON
+	if code := call(t, "GET", api+"/v1/instances/"+inst.ID, inst.OwnerToken, &mine); code != 200 || mine.State != "running" {
+		t.Fatalf("with a connection open for twice idle_ttl: %d %+v; want running", code, mine)
+	}
+	if got := redisSession(t, addr, pw, "GET k"); got[1] != "v" {
+		t.Fatalf("redis after the quiet connection: %q", got)
+	}
+	quiet.Close()
+
+	dockertest.Eventually(t, time.Minute, "not ended after idle_ttl without a connection", func() bool {
+		call(t, "GET", api+"/v1/instances/"+inst.ID, inst.OwnerToken, &mine)
+		return mine.State == "expired"
+	})
+	var list []map[string]any
+	if code := call(t, "GET", api+"/v1/instances?state=all", token, &list); code != 200 {
+		t.Fatalf("list: %d", code)
+	}
+	var rec map[string]any
+	for _, r := range list {
+		if r["id"] == inst.ID {
+			rec = r
+		}
+	}
+	if rec == nil || !strings.HasPrefix(fmt.Sprint(rec["reason"]), "idle") || rec["bytes_in"] == nil || rec["bytes_out"] == nil {
+		t.Fatalf("ended record %v; want reason idle and the bytes proxied", rec)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("the ended instance's port still answers")
+	}
+	if out, _ := exec.Command("docker", "ps", "-aq", "--filter", "label=ganger.instance="+inst.ID).Output(); len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("its container is still there: %s", out)
+	}
+}

@@ -69,3 +69,16 @@ func (c *Clock) Advance(d time.Duration) {
 	}
 	c.timers = live
 }
+
+// Waiting reports whether a timer waits for exactly when: a test can wait
+// for a deadline to be set before it moves the clock past it.
+func (c *Clock) Waiting(when time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if !t.done && t.at.Equal(when) {
+			return true
+		}
+	}
+	return false
+}

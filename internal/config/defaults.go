@@ -25,6 +25,14 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 	if p.Mode == ganger.Instance && !hasKey(n, "placement") {
 		p.Placement = ganger.Binpack // instances fill hosts before new ones are used
 	}
+	if in := &p.Instance; in.Access == "proxy" {
+		if in.PortRange == "" {
+			in.PortRange = DefaultPortRange
+		}
+		if in.ListenIP == "" {
+			in.ListenIP = DefaultProxyListenIP
+		}
+	}
 	*s = Service(p)
 	s.decodeErr = err // kept, not returned: yaml.v3 drops a list element whose decoding fails
 	return nil

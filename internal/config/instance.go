@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -48,10 +49,16 @@ type Instance struct {
 	Secrets map[string]int `yaml:"secrets"`
 	// Access is how clients reach it: "direct" (default: the daemon
 	// publishes its ports on its advertise address) or "proxy" (Ganger
-	// listens on ports from port_range and proxies; not available yet).
+	// listens on ports from port_range and proxies: it counts bytes and
+	// can end idle instances, and the container publishes nothing).
 	Access string `yaml:"access"`
-	// PortRange is where access: proxy listens, "20000-20999".
+	// PortRange is where access: proxy listens. Default 20000-20999.
 	PortRange string `yaml:"port_range"`
+	// ListenIP is the address access: proxy listens on. Default 0.0.0.0.
+	ListenIP string `yaml:"listen_ip"`
+	// Host is the address clients are told to connect to with access:
+	// proxy. Default listen_ip, required when that is a wildcard.
+	Host string `yaml:"host"`
 	// Connect is the line shown to the owner, a template over .Host,
 	// .Port <container port> and .Secrets, e.g.
 	// "redis://:{{.Secrets.password}}@{{.Host}}:{{.Port 6379}}".
@@ -90,6 +97,8 @@ const (
 	DefaultCreateRate     = 0.2
 	DefaultCreateBurst    = 2
 	DefaultStorePath      = "ganger.db"
+	DefaultPortRange      = "20000-20999"
+	DefaultProxyListenIP  = "0.0.0.0"
 )
 
 func defaultInstance() Instance {
@@ -190,18 +199,29 @@ func (v *validator) instance(p string, s Service) {
 	}
 	switch in.Access {
 	case "direct":
-		if in.IdleTTL != 0 {
-			v.fail(q+".idle_ttl", "needs access: proxy: with direct access Ganger sees no traffic")
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"idle_ttl", in.IdleTTL != 0}, {"port_range", in.PortRange != ""}, {"listen_ip", in.ListenIP != ""}, {"host", in.Host != ""}} {
+			if k.set {
+				v.fail(q+"."+k.key, "needs access: proxy: with direct access clients reach the daemon's published ports")
+			}
 		}
 	case "proxy":
-		v.fail(q+".access", "proxy is not available yet; use direct")
+		if _, _, ok := in.ProxyRange(); !ok {
+			v.fail(q+".port_range", "want low-high within 1-65535, e.g. %s, got %q", DefaultPortRange, in.PortRange)
+		} else if lo, hi, _ := in.ProxyRange(); hi-lo+1 < len(s.Ports)*max(in.PerOwner, 1) {
+			v.fail(q+".port_range", "%s holds %d ports: too few for one owner's instances (%d ports each)", in.PortRange, hi-lo+1, len(s.Ports))
+		}
+		ip, err := netip.ParseAddr(in.ListenIP)
+		if err != nil {
+			v.fail(q+".listen_ip", "want an IP address, got %q", in.ListenIP)
+		}
+		if in.Host == "" && err == nil && ip.IsUnspecified() {
+			v.fail(q+".host", "missing: the address clients connect to (listen_ip %s listens everywhere)", in.ListenIP)
+		}
 	default:
 		v.fail(q+".access", "want direct or proxy, got %q", in.Access)
-	}
-	if in.PortRange != "" {
-		if lo, hi, ok := portRange(in.PortRange); !ok || lo > hi {
-			v.fail(q+".port_range", "want low-high within 1-65535, e.g. 20000-20999, got %q", in.PortRange)
-		}
 	}
 	names := slices.Collect(maps.Keys(in.Secrets))
 	if in.Connect != "" {
@@ -234,6 +254,20 @@ func (v *validator) template(p, s string, secrets []string) {
 	if err != nil {
 		v.fail(p, "%v", err)
 	}
+}
+
+// ProxyRange is the port range of access: proxy.
+func (in Instance) ProxyRange() (lo, hi int, ok bool) {
+	lo, hi, ok = portRange(in.PortRange)
+	return lo, hi, ok && lo <= hi
+}
+
+// ProxyHost is the address access: proxy tells clients.
+func (in Instance) ProxyHost() string {
+	if in.Host != "" {
+		return in.Host
+	}
+	return in.ListenIP
 }
 
 func portRange(s string) (int, int, bool) {

@@ -60,8 +60,13 @@ func TestInstanceErrors(t *testing.T) {
 		{"{{.Port 6379}}", "{{.Port 6380}}", "services[0].instance.connect: "},
 		{`"{{.Secrets.password}}"]`, `"{{.Secrets.pasword}}"]`, "services[0].cmd[1]: "},
 		{"ttl: 30m", "ttl: 30m\n      max_ttl: 10m", "services[0].instance.max_ttl: must be at least ttl"},
-		{"ttl: 30m", "ttl: 30m\n      access: proxy", "services[0].instance.access: proxy is not available yet"},
+		{"ttl: 30m", "ttl: 30m\n      access: proxy", "t.yaml:8: services[0].instance.host: missing: the address clients connect to (listen_ip 0.0.0.0"},
+		{"ttl: 30m", "ttl: 30m\n      access: proxy\n      listen_ip: somewhere", "services[0].instance.listen_ip: want an IP address"},
+		{"ttl: 30m", "ttl: 30m\n      access: proxy\n      host: h\n      port_range: 20-10", "t.yaml:12: services[0].instance.port_range: want low-high"},
+		{"ttl: 30m", "ttl: 30m\n      access: proxy\n      host: h\n      port_range: 20000-20000\n      per_owner: 2", "services[0].instance.port_range: 20000-20000 holds 1 ports: too few"},
+		{"ttl: 30m", "ttl: 30m\n      access: proxy\n      host: h\n      idle_ttl: -1s", "t.yaml:12: services[0].instance.idle_ttl: negative duration"},
 		{"ttl: 30m", "ttl: 30m\n      idle_ttl: 5m", "services[0].instance.idle_ttl: needs access: proxy"},
+		{"ttl: 30m", "ttl: 30m\n      port_range: 20000-20100", "services[0].instance.port_range: needs access: proxy"},
 		{"ttl: 30m", "ttl: 30m\n      on_existing: conflict", "services[0].instance.on_existing: want create or return"},
 		{"mode: instance", "mode: instance\n    pool: {min: 1}", "services[0].mode: pool and reuse apply to per-connection mode"},
 	} {
@@ -74,6 +79,34 @@ func TestInstanceErrors(t *testing.T) {
 	_, err := Parse("t.yaml", []byte(strings.Replace(minimal, "port: 7777", "port: 7777\n    ports: [1]", 1)))
 	if err == nil || !strings.Contains(err.Error(), "services[0].ports: applies to mode: instance") {
 		t.Errorf("ports on a per-connection service: %v", err)
+	}
+}
+
+// access: proxy takes its defaults, and its range may not overlap
+// another's or hold a port something else of Ganger's listens on.
+func TestInstanceProxy(t *testing.T) {
+	yml := strings.Replace(redisInstance, "ttl: 30m", "ttl: 30m\n      access: proxy\n      host: ganger.example\n      idle_ttl: 5m", 1)
+	cfg, err := Parse("t.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := cfg.Services[0].Instance
+	if lo, hi, ok := in.ProxyRange(); !ok || lo != 20000 || hi != 20999 || in.ListenIP != "0.0.0.0" || in.ProxyHost() != "ganger.example" || in.IdleTTL.D() != 5*time.Minute {
+		t.Fatalf("proxy defaults: %+v", in)
+	}
+	own := strings.Replace(redisInstance, "ttl: 30m", "ttl: 30m\n      access: proxy\n      listen_ip: 127.0.0.1", 1)
+	if cfg, err := Parse("t.yaml", []byte(own)); err != nil || cfg.Services[0].Instance.ProxyHost() != "127.0.0.1" {
+		t.Fatalf("host from listen_ip: %v", err)
+	}
+	second := strings.Replace(strings.Replace(yml, "name: redis", "name: redis2", 1), "services:\n", "", 1)
+	_, err = Parse("t.yaml", []byte(yml+second))
+	if err == nil || !strings.Contains(err.Error(), "services[1].instance.port_range: 20000-20999 overlaps services[0].instance.port_range") {
+		t.Errorf("overlapping ranges: %v", err)
+	}
+	clash := yml + "api:\n  listen: 127.0.0.1:20500\n"
+	_, err = Parse("t.yaml", []byte(clash))
+	if err == nil || !strings.Contains(err.Error(), "services[0].instance.port_range: 20000-20999 holds the port of api.listen (127.0.0.1:20500)") {
+		t.Errorf("range holding the API's port: %v", err)
 	}
 }
 

@@ -65,6 +65,7 @@ func (c *Config) validate(pos *positions) []Error {
 	v.global(c)
 	v.store(c)
 	v.apiClash(c)
+	v.proxyRanges(c)
 	v.poolFits(c)
 	v.egressReachable(c)
 	return v.errs
@@ -427,6 +428,41 @@ func (v *validator) apiClash(c *Config) {
 			v.fail("api.listen", "address %s clashes with services[%d].listen (%s): the second to listen would fail", c.API.Listen, i, s.Listen)
 		}
 		return
+	}
+}
+
+// proxyRanges refuses an access: proxy port range that overlaps another's
+// or holds a port a service or the API listens on.
+func (v *validator) proxyRanges(c *Config) {
+	type rng struct {
+		i      int
+		ip     string
+		lo, hi int
+	}
+	var seen []rng
+	for i, s := range c.Services {
+		in := s.Instance
+		lo, hi, ok := in.ProxyRange()
+		if s.Mode != ganger.Instance || in.Access != "proxy" || !ok {
+			continue
+		}
+		p := fmt.Sprintf("services[%d].instance.port_range", i)
+		for _, r := range seen {
+			if lo <= r.hi && r.lo <= hi && listenClash(net.JoinHostPort(in.ListenIP, "1"), net.JoinHostPort(r.ip, "1")) {
+				v.fail(p, "%s overlaps services[%d].instance.port_range", in.PortRange, r.i)
+			}
+		}
+		seen = append(seen, rng{i, in.ListenIP, lo, hi})
+		listens := map[string]string{"api.listen": c.API.Listen}
+		for j, o := range c.Services {
+			listens[fmt.Sprintf("services[%d].listen", j)] = o.Listen
+		}
+		for key, addr := range listens {
+			_, port, ok := splitListen(addr)
+			if ok && port >= lo && port <= hi && listenClash(addr, net.JoinHostPort(in.ListenIP, strconv.Itoa(port))) {
+				v.fail(p, "%s holds the port of %s (%s)", in.PortRange, key, addr)
+			}
+		}
 	}
 }
 

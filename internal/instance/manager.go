@@ -40,6 +40,9 @@ type Service struct {
 	Return  bool
 	Secrets map[string]int // name → length
 	Connect *Template      // the connect line; nil: none
+	// Proxy puts Ganger between clients and the instance (access:
+	// proxy); nil: clients reach the daemon's published ports (direct).
+	Proxy *Proxy
 	// Queue, Ready, Backoff and BackoffMax pace the launch (see
 	// fleet.Request).
 	Queue, Ready, Backoff, BackoffMax time.Duration
@@ -78,7 +81,8 @@ type Manager struct {
 	node  string
 	clock Clock
 	log   *slog.Logger
-	dl    *Deadlines
+	dl    *Deadlines // expiries
+	idle  *Deadlines // idle ends (access: proxy with idle_ttl)
 
 	mu      sync.Mutex
 	svcs    map[string]*Service
@@ -86,6 +90,8 @@ type Manager struct {
 	kept    map[string]bool             // live records of this node before recovery
 	buckets map[[2]string]*bucket       // (service, owner)
 	ending  map[string]bool             // ids whose end is under way
+	gates   map[string]*gate            // by instance id: access: proxy
+	bound   map[string]bool             // listen addresses the gates hold
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -104,12 +110,14 @@ func NewManager(node string, env Env, svcs []Service) *Manager {
 	m := &Manager{
 		env: env, node: node, clock: env.Clock, log: env.Log.With("component", "instances"),
 		svcs: map[string]*Service{}, live: map[string]*fleet.Container{}, kept: map[string]bool{},
-		buckets: map[[2]string]*bucket{}, ending: map[string]bool{}, ctx: ctx, cancel: cancel,
+		buckets: map[[2]string]*bucket{}, ending: map[string]bool{}, gates: map[string]*gate{}, bound: map[string]bool{},
+		ctx: ctx, cancel: cancel,
 	}
 	for i := range svcs {
 		m.svcs[svcs[i].Name] = &svcs[i]
 	}
 	m.dl = NewDeadlines(env.Clock, m.expire)
+	m.idle = NewDeadlines(env.Clock, m.idleEnd)
 	return m
 }
 
@@ -173,6 +181,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.kept = still
 	m.mu.Unlock()
 	m.wg.Go(func() { m.dl.Run(m.ctx) })
+	m.wg.Go(func() { m.idle.Run(m.ctx) })
 	return nil
 }
 
@@ -197,17 +206,38 @@ func (m *Manager) recover(ctx context.Context, r Record, listed []ganger.Managed
 			m.finish(r.ID, nil, Lost, "cannot take it back: "+err.Error())
 			return
 		}
+		if svc.Proxy != nil {
+			g, err := m.openGate(svc, r.ID, r.Ports)
+			if err == nil {
+				if err = m.setContainer(ctx, g, c); err != nil {
+					m.closeGate(g)
+				}
+			}
+			if err != nil {
+				m.log.Warn("cannot proxy a taken-back instance again", "instance", r.ID, "err", err)
+				m.finish(r.ID, c, Lost, "cannot proxy it again: "+err.Error())
+				return
+			}
+		}
 		m.hold(r.ID, c)
 		m.dl.Set(r.ID, r.ExpiresAt) // past already: it expires at once
 		m.log.Info("instance taken back", "instance", r.ID, "service", r.Service, "expires_at", r.ExpiresAt)
 	}
 }
 
-// Close stops expiring; live instances keep running, and the next start
-// takes them back.
+// Close stops expiring and proxying; live instances keep running, and
+// the next start takes them back (a proxied one listens again on its
+// ports).
 func (m *Manager) Close() {
 	m.cancel()
 	m.wg.Wait()
+	m.mu.Lock()
+	gates := slices.Collect(maps.Values(m.gates))
+	m.mu.Unlock()
+	for _, g := range gates {
+		m.closeGate(g)
+		m.flushBytes(g)
+	}
 }
 
 func (m *Manager) service(name string) *Service {
@@ -311,10 +341,14 @@ func (m *Manager) launch(ctx context.Context, svc *Service, rec Record, ttl time
 		m.failed(ctx, rec, err.Error())
 		return Record{}, err
 	}
+	host := c.Host()
+	if svc.Proxy != nil {
+		host = svc.Proxy.Host
+	}
 	now := m.clock.Now()
 	expires, _ := svc.Life.Expiry(rec.CreatedAt, now, ttl)
 	rec, err = m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
-		r.State, r.Daemon, r.Container, r.Host, r.Ports = Running, c.Daemon(), c.ID(), c.Host(), ports
+		r.State, r.Daemon, r.Container, r.Host, r.Ports = Running, c.Daemon(), c.ID(), host, ports
 		r.ReadyAt, r.ExpiresAt = now, expires
 		return nil
 	})
@@ -331,8 +365,10 @@ func (m *Manager) launch(ctx context.Context, svc *Service, rec Record, ttl time
 }
 
 // start launches a container for rec, kept past Ganger's own life, on the
-// host ports asked for (nil: the daemon picks), and returns it with its
-// published ports; on error nothing is left.
+// host ports asked for (nil: the daemon picks, or with access: proxy,
+// Ganger's range), and returns it with the ports clients reach (the
+// daemon's published ports, or those of the instance's gate); on error
+// nothing is left but a gate that was open before.
 func (m *Manager) start(ctx context.Context, svc *Service, rec Record, hostPorts map[int]int) (*fleet.Container, map[int]int, error) {
 	spec, err := m.spec(svc, rec)
 	if err != nil {
@@ -346,18 +382,39 @@ func (m *Manager) start(ctx context.Context, svc *Service, rec Record, hostPorts
 	if err != nil {
 		return nil, nil, err
 	}
-	ports, err := c.Published(ctx)
-	if err != nil {
+	if svc.Proxy == nil {
+		ports, err := c.Published(ctx)
+		if err != nil {
+			c.Destroy()
+			return nil, nil, err
+		}
+		return c, ports, nil
+	}
+	g := m.gateOf(rec.ID)
+	opened := g == nil
+	if opened {
+		if g, err = m.openGate(svc, rec.ID, hostPorts); err != nil {
+			c.Destroy()
+			return nil, nil, err
+		}
+	}
+	if err := m.setContainer(ctx, g, c); err != nil {
+		if opened {
+			m.closeGate(g)
+		}
 		c.Destroy()
 		return nil, nil, err
 	}
-	return c, ports, nil
+	return c, g.ports(), nil
 }
 
 // failed records that rec failed, and why.
 func (m *Manager) failed(ctx context.Context, rec Record, reason string) {
 	m.log.Warn("instance failed", "instance", rec.ID, "service", rec.Service, "owner", rec.Owner, "reason", reason)
 	m.dl.Cancel(rec.ID)
+	if g := m.gateOf(rec.ID); g != nil {
+		m.closeGate(g)
+	}
 	if _, err := m.env.Store.Update(context.WithoutCancel(ctx), rec.ID, func(r *Record) error {
 		r.State, r.Reason, r.EndedAt = Failed, reason, m.clock.Now()
 		return nil
@@ -371,7 +428,8 @@ func (m *Manager) failed(ctx context.Context, rec Record, reason string) {
 func (m *Manager) spec(svc *Service, rec Record) (ganger.Spec, error) {
 	spec := svc.Spec
 	spec.Name = "ganger-" + svc.Name + "-" + rec.ID
-	spec.Port, spec.Publish = svc.Ports[0], slices.Clone(svc.Ports)
+	spec.Port = svc.Ports[0]
+	spec.Publish, spec.Dial = proxySpec(svc, svc.Ports)
 	spec.Labels = maps.Clone(svc.Spec.Labels)
 	spec.Labels[ganger.LabelInstance] = rec.ID
 	v := Values{Secrets: rec.Secrets}
@@ -489,6 +547,9 @@ func (m *Manager) Restart(ctx context.Context, id string) (Record, error) {
 		delete(m.ending, id)
 		m.mu.Unlock()
 	}()
+	if g := m.gateOf(id); g != nil {
+		m.setContainer(ctx, g, nil) // connections wait for none: refused until the new one is up
+	}
 	if old != nil {
 		old.Destroy()
 		<-old.Gone()
@@ -579,6 +640,11 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 		m.mu.Unlock()
 	}()
 	m.dl.Cancel(id)
+	var moved [2]int64
+	if g := m.gateOf(id); g != nil {
+		m.closeGate(g) // clients are cut as the instance ends
+		moved[0], moved[1] = g.bytes[0].Swap(0), g.bytes[1].Swap(0)
+	}
 	if c != nil {
 		c.Destroy()
 		<-c.Gone()
@@ -606,6 +672,8 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 			return fmt.Errorf("%w: %s", ErrNotLive, r.State)
 		}
 		r.State, r.Reason, r.EndedAt = state, reason, m.clock.Now()
+		r.BytesIn += moved[0]
+		r.BytesOut += moved[1]
 		return nil
 	})
 	if err == nil {

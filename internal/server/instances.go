@@ -83,6 +83,10 @@ func instanceService(sc config.Service, node string) (instance.Service, error) {
 		Return: in.OnExisting == "return", Secrets: maps.Clone(in.Secrets),
 		Queue: sc.Queue.Timeout.D(), Ready: sc.Ready.Timeout.D(), Backoff: sc.Ready.Backoff.D(), BackoffMax: sc.Ready.BackoffMax.D(),
 	}
+	if in.Access == "proxy" {
+		lo, hi, _ := in.ProxyRange()
+		is.Proxy = &instance.Proxy{ListenIP: in.ListenIP, Host: in.ProxyHost(), Low: lo, High: hi, Idle: in.IdleTTL.D()}
+	}
 	if in.Connect != "" {
 		t, err := instance.ParseTemplate("connect", in.Connect)
 		if err != nil {

@@ -105,5 +105,9 @@ type Instance struct {
 	ExtendsLeft  int               `json:"extends_left"`
 	EndedAt      *time.Time        `json:"ended_at,omitempty"`
 	Reason       string            `json:"reason,omitempty"`
-	OwnerToken   string            `json:"owner_token,omitempty"`
+	// BytesIn and BytesOut are what went through Ganger's proxy (access:
+	// proxy), counted as connections close.
+	BytesIn    int64  `json:"bytes_in,omitempty"`
+	BytesOut   int64  `json:"bytes_out,omitempty"`
+	OwnerToken string `json:"owner_token,omitempty"`
 }
