@@ -621,8 +621,10 @@ const retryRemove = 10 * time.Second
 var ErrRemove = errors.New("cannot remove the instance's container")
 
 // finish ends an instance: its container (if any) is removed, and only
-// once the daemon confirms is the record given its final state. One end
-// runs per instance.
+// once the daemon confirms is the record given its final state. Its
+// EndedAt is when it stopped serving: when its container was seen dead
+// (the removal kills it first), or, for a container another front-end
+// holds, when its removal was confirmed. One end runs per instance.
 func (m *Manager) finish(id string, c *fleet.Container, state State, reason string) (Record, error) {
 	m.mu.Lock()
 	if m.ending[id] {
@@ -645,8 +647,11 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 		m.closeGate(g) // clients are cut as the instance ends
 		moved[0], moved[1] = g.bytes[0].Swap(0), g.bytes[1].Swap(0)
 	}
+	var stopped time.Time // when it stopped serving: its container seen dead
 	if c != nil {
 		c.Destroy()
+		<-c.Exited()
+		stopped = m.clock.Now()
 		<-c.Gone()
 	} else if state != Lost && state != Failed {
 		// Not held here: another front-end's, or on a daemon that did not
@@ -671,7 +676,10 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 		if !r.State.Live() {
 			return fmt.Errorf("%w: %s", ErrNotLive, r.State)
 		}
-		r.State, r.Reason, r.EndedAt = state, reason, m.clock.Now()
+		if stopped.IsZero() {
+			stopped = m.clock.Now()
+		}
+		r.State, r.Reason, r.EndedAt = state, reason, stopped
 		r.BytesIn += moved[0]
 		r.BytesOut += moved[1]
 		return nil

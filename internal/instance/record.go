@@ -45,7 +45,10 @@ type Record struct {
 	Secrets   map[string]string // generated secrets, shown to the owner
 
 	CreatedAt, ExpiresAt, MaxExpiresAt time.Time
-	ReadyAt, EndedAt                   time.Time // zero until they happen
+	// ReadyAt and EndedAt are zero until they happen. EndedAt is when the
+	// instance stopped serving (its container seen dead); the final State
+	// is written only once the container is gone.
+	ReadyAt, EndedAt time.Time
 
 	Extensions        int
 	BytesIn, BytesOut int64
