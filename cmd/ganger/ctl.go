@@ -24,8 +24,8 @@ commands:
   undrain DAEMON  use DAEMON again
   reload          re-read the config file
   instances [all]              live instances (all: ended ones too)
-  instance create SVC [TTL]    make an instance (TTL such as 30m); prints its
-                               address, secrets and owner token
+  instance create SVC [--ttl D] make an instance (D such as 30m); prints
+                               its address, secrets and owner token
   instance get|extend|restart|delete ID
 Reads (status, sessions) need api.read_token or api.token unless the API
 has public_read; kill, drain, undrain and reload need api.token. Instances

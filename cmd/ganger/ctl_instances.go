@@ -46,6 +46,11 @@ func (c *ctlClient) instances(cmd string, rest []string, w, stderr io.Writer, as
 	if len(rest) < 2 {
 		return usage()
 	}
+	if i := slices.IndexFunc(rest, func(a string) bool { return a == "--ttl" || a == "-ttl" }); i >= 2 && i+1 < len(rest) {
+		rest = append(slices.Clone(rest[:i]), rest[i+1:]...) // --ttl D is the TTL argument
+	} else if i := slices.IndexFunc(rest, func(a string) bool { return strings.HasPrefix(a, "--ttl=") }); i >= 2 {
+		rest = append(slices.Clone(rest[:i]), append([]string{strings.TrimPrefix(rest[i], "--ttl=")}, rest[i+1:]...)...)
+	}
 	verb, arg := rest[0], rest[1]
 	var (
 		body []byte

@@ -271,7 +271,7 @@ func TestInstancesEndToEnd(t *testing.T) {
 	}
 
 	// The same through ganger ctl.
-	out, err := ctlRun(t, "--api", api, "instance", "create", "redis", "3s")
+	out, err := ctlRun(t, "--api", api, "instance", "create", "redis", "--ttl", "3s")
 	fields := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
 		if k, v, ok := strings.Cut(line, "  "); ok {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,7 +61,7 @@ func service() instance.Service {
 
 // newRig starts a fleet and a manager; dbPath and clock carry over a
 // restart when given.
-func newRig(t *testing.T, fake *fleettest.Fake, dbPath string, c *clocktest.Clock, svc instance.Service) *rig {
+func newRig(t *testing.T, fake *fleettest.Fake, dbPath string, c *clocktest.Clock, svc instance.Service, others ...*fleettest.Fake) *rig {
 	t.Helper()
 	st, err := sqlite.Open(dbPath)
 	if err != nil {
@@ -71,8 +72,10 @@ func newRig(t *testing.T, fake *fleettest.Fake, dbPath string, c *clocktest.Cloc
 	f := fleet.New(fleet.Options{Node: "n", Keep: func(c ganger.Managed) bool { return m.Keep(c) }})
 	m = instance.NewManager("n", instance.Env{Fleet: f, Store: st, Clock: c}, []instance.Service{svc})
 	r.fleet, r.m = f, m
-	if err := f.Add(fleet.Daemon{Name: "d0", Backend: fake, MaxContainers: 100}); err != nil {
-		t.Fatal(err)
+	for i, b := range append([]*fleettest.Fake{fake}, others...) {
+		if err := f.Add(fleet.Daemon{Name: fmt.Sprint("d", i), Backend: b, MaxContainers: 100}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f.SetImages([]fleet.Image{{Service: "redis", Ref: "img", Pull: ganger.PullMissing}})
 	f.Sched().AddService("redis", sched.ServiceLimits{QueueMax: 100})
@@ -356,5 +359,55 @@ func TestInstanceOrphanSwept(t *testing.T) {
 	newRig(t, fake, db, c, service())
 	if fake.Live() != 0 {
 		t.Fatal("an instance container with no live record survived the start-up sweep")
+	}
+}
+
+// Ganger starts while the daemon of a live instance does not answer: the
+// instance is kept (its record stays running, its container untouched),
+// and at its expiry its removal is tried, retried while the daemon still
+// fails, and done once it answers; only then is the record expired.
+func TestInstanceDaemonDownAtStart(t *testing.T) {
+	t.Parallel()
+	fake := fleettest.New(t, "img")
+	db := filepath.Join(t.TempDir(), "g.db")
+	c := newClock()
+	first := newRig(t, fake, db, c, service())
+	ctx := context.Background()
+	rec, _, _, err := first.m.Create(ctx, "redis", "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+
+	var down atomic.Bool
+	down.Store(true)
+	fail := errors.New("Cannot connect to the Docker daemon")
+	fake.ListHook = func() error {
+		if down.Load() {
+			return fail
+		}
+		return nil
+	}
+	fake.RemoveHook = func(string) error {
+		if down.Load() {
+			return fail
+		}
+		return nil
+	}
+	second := newRig(t, fake, db, c, service(), fleettest.New(t, "img")) // d1 answers
+	if second.state(t, rec.ID) != instance.Running || fake.Live() != 1 {
+		t.Fatalf("daemon down at start: state %s, %d containers; want the instance kept", second.state(t, rec.ID), fake.Live())
+	}
+	removes := fake.Calls("Remove")
+	c.Advance(time.Hour)
+	eventually(t, "no removal tried at its expiry", func() bool { return fake.Calls("Remove") > removes })
+	if second.state(t, rec.ID) != instance.Running || fake.Live() != 1 {
+		t.Fatalf("removal failed, yet state %s, %d containers", second.state(t, rec.ID), fake.Live())
+	}
+	down.Store(false)
+	c.Advance(10 * time.Second) // the retry
+	eventually(t, "not expired once the daemon answered", func() bool { return second.state(t, rec.ID) == instance.Expired })
+	if fake.Live() != 0 {
+		t.Fatal("expired, but its container is there")
 	}
 }

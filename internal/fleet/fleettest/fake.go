@@ -46,6 +46,7 @@ type Fake struct {
 	RemoveHook func(idOrName string) error
 	PingHook   func() error // Ping's and Engine's
 	PullHook   func(ref string) error
+	ListHook   func() error // ListManaged's
 
 	mu       sync.Mutex
 	engineID string
@@ -445,7 +446,7 @@ func (f *Fake) Remove(ctx context.Context, idOrName string) error {
 // ListManaged lists the containers labelled managed; with owner set, only
 // that owner's.
 func (f *Fake) ListManaged(ctx context.Context, owner string) ([]ganger.Managed, error) {
-	if err := f.begin(ctx, "ListManaged", nil); err != nil {
+	if err := f.begin(ctx, "ListManaged", f.ListHook); err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
 	f.mu.Lock()
