@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
 	"github.com/ganger-dev/ganger/internal/dockertest"
@@ -320,6 +321,29 @@ func TestInstancePageInChromium(t *testing.T) {
 	}
 	if got := redisSession(t, net.JoinHostPort(host, port), password, "PING"); got[0] != "+OK" || got[1] != "+PONG" {
 		t.Fatalf("redis at %s:%s with the page's password: %q", host, port, got)
+	}
+	// The Copy button puts the connect line on the clipboard (read back
+	// with the page's permission to read it).
+	for _, perm := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: perm}, Setting: cdpbrowser.PermissionSettingGranted, Origin: api,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(css("#copy-connect")),
+		chromedp.WaitVisible(css("#copy-connect")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.Eventually(t, 10*time.Second, "the Copy button never said Copied", func() bool {
+		label, _ := chromedp.Run(ctx, chromedp.Text(css("#copy-connect")))
+		return label == "Copied"
+	})
+	copied, err := chromedp.Run(ctx, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise))
+	if want := "redis://:" + password + "@" + net.JoinHostPort(host, port); err != nil || copied != want {
+		t.Fatalf("clipboard after Copy: %q, %v; want %q", copied, err, want)
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.Click(css("#delete")),

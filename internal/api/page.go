@@ -17,14 +17,18 @@ import (
 // address and keeps its owner token in a cookie that only this site and
 // only these pages get; GET /instances/i/{id} shows where to connect and
 // the secrets, and buttons to extend and delete. It needs no JavaScript
-// and no token.
+// (its one script only adds copy buttons) and no token.
 
 var instancePage = template.Must(template.New("instances.html").Funcs(template.FuncMap{
 	"until": func(t time.Time) string { return max(time.Until(t), 0).Round(time.Second).String() },
 }).ParseFS(files, "instances.html"))
 
-// pageCSP lets the page apply its inline style and post its own forms.
-var pageCSP = "default-src 'none'; style-src '" + elementHash("instances.html", "style") + "'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+// pageCSP lets the page apply its inline style, run its one inline script
+// (it shows the Copy buttons, hidden where no script runs) and post its
+// own forms. The script holds no comment: html/template strips comments,
+// and the hash is of the file's text.
+var pageCSP = "default-src 'none'; style-src '" + elementHash("instances.html", "style") + "'; script-src '" + elementHash("instances.html", "script") +
+	"'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 // elementHash is the CSP hash of the first such element of an embedded
 // page.
