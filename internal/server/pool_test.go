@@ -74,3 +74,27 @@ func pooledID(t *testing.T, line string) string {
 	}
 	return m[1]
 }
+
+// A pool takes only room no client waits for, on the real engine: a pool
+// holding a daemon's every slot gives a container back when a client of
+// another service waits for room, the client is served, and the pool
+// does not refill the slot while the client holds it.
+func TestPoolYieldsToWaitingClient(t *testing.T) {
+	h := start(t, svc("pooled", `["-banner", "pooled"]`, "pool: {min: 2}")+
+		svc("other", `["-banner", "other"]`, "queue: {max: 5, timeout: 1m}"),
+		opts{daemons: onExtras(t, 1, 2)})
+	dockertest.Eventually(t, time.Minute, "the pool never filled the daemon", func() bool {
+		return len(h.logs.Lines("pool: container ready")) >= 2
+	})
+	c := h.dial("other")
+	c.SetReadDeadline(time.Now().Add(time.Minute))
+	if got := readLine(t, c, newReader(c)); got != "other" {
+		t.Fatalf("waiting client got %q; want served once the pool gave room back", got)
+	}
+	h.waitLog("pool: a client waits for room; giving a pooled container back")
+	e := extraDaemons(t)[0]
+	if n := ownedOn(t, e, h.node); n != 2 {
+		t.Fatalf("%d containers on the daemon; want 2 (one pooled, one serving)", n)
+	}
+	c.Close()
+}
