@@ -9,9 +9,10 @@ export CGO_ENABLED := 0
 
 all: build
 
-## build: bin/ganger and bin/ganger-echo (static)
+## build: bin/ganger, bin/ganger-init and bin/ganger-echo (static)
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ganger ./cmd/ganger
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ganger-init ./cmd/ganger-init
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ganger-echo ./cmd/ganger-echo
 
 ## docker: make sure a Docker Engine answers (installs and starts one as root)
