@@ -79,16 +79,16 @@ type proc struct {
 	ready    bool
 	healthy  bool
 
-	held     bool // stopped or kept down on purpose (ctl stop, a down file): not started until asked
-	again    bool // start again once stopped (ctl restart, a changed config)
-	removed  bool // gone from the config: forgotten once stopped
-	next     *Process
-	stopT    *time.Timer
-	retry    *time.Timer
-	checks   context.CancelFunc
-	ring     *ring
-	logW     *os.File // a runit service with a log service: its stdout goes here
-	logR     *os.File // the log service's stdin
+	held        bool // stopped or kept down on purpose (ctl stop, a down file): not started until asked
+	again       bool // start again once stopped (ctl restart, a changed config)
+	removed     bool // gone from the config: forgotten once stopped
+	next        *Process
+	stopT       *time.Timer
+	retry       *time.Timer
+	checks      context.CancelFunc
+	ring        *ring
+	logW        *os.File // a runit service with a log service: its stdout goes here
+	logR        *os.File // the log service's stdin
 	finishing   bool
 	checkFailed bool // stopped because a check failed: a failure, not a stop asked for
 }
