@@ -3,12 +3,22 @@
 # Debian's packages: docker-registry (a real registry on 127.0.0.1 for pull
 # tests), chromium (the status page is checked in a real browser) and
 # postgresql (the PostgreSQL store is tested against a real server, which the
-# tests initialise and start themselves: no default cluster is wanted).
+# tests initialise and start themselves: no default cluster is wanted);
+# busybox-static (the ganger-busybox image that ganger-init's tests run in)
+# and the inits ganger-init is measured against: tini, dumb-init, runit and
+# s6.
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# Debian's busybox package has /bin/busybox too, but linked dynamically: an
+# image FROM scratch needs the static one.
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'ok installed' || missing+=(busybox-static)
+command -v tini-static >/dev/null 2>&1 || missing+=(tini)
+command -v dumb-init >/dev/null 2>&1 || missing+=(dumb-init)
+command -v runsvdir >/dev/null 2>&1 || missing+=(runit)
+command -v s6-svscan >/dev/null 2>&1 || missing+=(s6)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "ensure-test-deps: missing ${missing[*]}; install Debian's packages of those names" >&2
