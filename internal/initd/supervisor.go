@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,6 +59,7 @@ type Supervisor struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	pumps     sync.WaitGroup // output readers: drained before exiting
 	shutting  bool
 	fatalCode int    // set when a required process failed for good
 	lastOwn   string // the last process to exit on its own
@@ -134,10 +136,23 @@ func Supervise(opt Options) int {
 		case sig := <-sigs:
 			s.signal(sig.(syscall.Signal))
 		case <-s.finished:
+			s.drain()
 			code := s.exitCode()
 			s.log.Info("exiting", "code", code, "orphans_reaped", s.reaper.Orphans())
 			return code
 		}
+	}
+}
+
+// drain waits for the processes' last lines to be written (every process
+// is gone: their pipes are closing), a few seconds at most.
+func (s *Supervisor) drain() {
+	done := make(chan struct{})
+	go func() { s.pumps.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		s.log.Warn("output still open after every process ended; not waiting for it")
 	}
 }
 
@@ -363,8 +378,8 @@ func (s *Supervisor) spawn(p *proc) (int, <-chan Status, error) {
 		errR.Close()
 		return 0, nil, err
 	}
-	go func() { pump(outR, s.out, p.name, "stdout", p.ring); outR.Close() }()
-	go func() { pump(errR, s.errOut, p.name, "stderr", p.ring); errR.Close() }()
+	s.pumps.Go(func() { pump(outR, s.out, p.name, "stdout", p.ring); outR.Close() })
+	s.pumps.Go(func() { pump(errR, s.errOut, p.name, "stderr", p.ring); errR.Close() })
 	return pid, done, nil
 }
 
