@@ -418,3 +418,56 @@ func TestDirMode(t *testing.T) {
 	r.signal(syscall.SIGTERM)
 	r.wait()
 }
+
+// A health check failing `failures` times in a row restarts the process;
+// a ready check gates its dependents; user runs it as another user.
+func TestChecksAndUser(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Skip("user: needs root")
+	}
+	sick := filepath.Join(t.TempDir(), "sick")
+	r, sock := config(t, `processes:
+  svc:
+    cmd: ["sh", "-c", "echo up as $(id -u); while :; do sleep 0.05; done"]
+    user: "65534"
+    health: {exec: ["sh", "-c", "test ! -e `+sick+`"], interval: 50ms, failures: 2}
+  dep: {cmd: ["sh", "-c", "echo dep; sleep 1000"], after: [{process: svc, condition: healthy}]}
+`)
+	r.until("[svc] up as 65534")
+	r.until("[dep] dep")
+	if err := os.WriteFile(sick, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r.until("unhealthy: 2 checks in a row failed")
+	eventually(t, "svc not restarted after failing its health check", func() bool {
+		return strings.Count(r.out.String(), "[svc] up as 65534") >= 2
+	})
+	st, err := initproto.NewUnix(sock).Status(context.Background())
+	if err != nil || st.Processes[1].Restarts < 1 {
+		t.Fatalf("status %+v, %v; want a restart counted", st, err)
+	}
+	os.Remove(sick)
+	r.signal(syscall.SIGTERM)
+	r.wait()
+}
+
+// The control interface over TCP wants its token.
+func TestControlTCP(t *testing.T) {
+	t.Parallel()
+	r, _ := config(t, `control: {listen: "127.0.0.1:0", token: s3cret, socket: none}
+processes:
+  a: {cmd: ["sleep", "1000"]}
+`)
+	r.until("control listening")
+	m := regexp.MustCompile(`control listening" addr=(\S+)`).FindStringSubmatch(r.out.String())
+	if _, err := initproto.NewTCP(m[1], "wrong").Status(context.Background()); err == nil || !strings.Contains(err.Error(), "control token") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	st, err := initproto.NewTCP(m[1], "s3cret").Status(context.Background())
+	if err != nil || len(st.Processes) != 1 {
+		t.Fatalf("status: %+v, %v", st, err)
+	}
+	r.signal(syscall.SIGTERM)
+	r.wait()
+}
