@@ -1,13 +1,15 @@
 package initd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,20 +28,7 @@ func (s *Supervisor) probe(ctx context.Context, c *Check) error {
 		conn.Close()
 		return nil
 	case c.HTTP != "":
-		req, err := http.NewRequestWithContext(ctx, "GET", c.HTTP, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := s.http.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		if resp.StatusCode >= 400 {
-			return fmt.Errorf("%s answered %s", c.HTTP, resp.Status)
-		}
-		return nil
+		return httpCheck(ctx, c.HTTP)
 	default:
 		return s.execCheck(ctx, c.Exec)
 	}
@@ -73,6 +62,45 @@ func (s *Supervisor) execCheck(ctx context.Context, argv []string) error {
 		<-done
 		return fmt.Errorf("%s: timed out", argv[0])
 	}
+}
+
+// httpCheck GETs the URL with a minimal HTTP/1.1 client (net/http would
+// double ganger-init's size): a 2xx or 3xx status passes.
+func httpCheck(ctx context.Context, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	path := u.RequestURI()
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ganger-init\r\nConnection: close\r\n\r\n", path, u.Host); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("%s: no answer: %w", raw, err)
+	}
+	f := strings.Fields(line)
+	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
+		return fmt.Errorf("%s: not an HTTP answer: %q", raw, strings.TrimSpace(line))
+	}
+	code, err := strconv.Atoi(f[1])
+	if err != nil || code >= 400 {
+		return fmt.Errorf("%s answered %s", raw, strings.TrimSpace(strings.Join(f[1:], " ")))
+	}
+	return nil
 }
 
 // sleep waits d unless ctx ends first.

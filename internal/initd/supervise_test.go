@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -467,6 +469,31 @@ processes:
 	st, err := initproto.NewTCP(m[1], "s3cret").Status(context.Background())
 	if err != nil || len(st.Processes) != 1 {
 		t.Fatalf("status: %+v, %v", st, err)
+	}
+	r.signal(syscall.SIGTERM)
+	r.wait()
+}
+
+// An http ready check passes on a 2xx and holds back dependents; one
+// that never passes within its time restarts the process.
+func TestHTTPReady(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ok" {
+			w.WriteHeader(500)
+		}
+	}))
+	defer srv.Close()
+	r, _ := config(t, `processes:
+  good: {cmd: ["sleep", "1000"], ready: {http: "`+srv.URL+`/ok"}}
+  after: {cmd: ["sh", "-c", "echo after good; sleep 1000"], after: [{process: good, condition: ready}]}
+  bad: {cmd: ["sh", "-c", "echo bad run; sleep 1000"], ready: {http: "`+srv.URL+`/down", interval: 50ms, within: 300ms}, backoff: {initial: 50ms}}
+`)
+	r.until("[after] after good")
+	r.until("not ready within 300ms")
+	eventually(t, "bad not restarted", func() bool { return strings.Count(r.out.String(), "[bad] bad run") >= 2 })
+	if !strings.Contains(r.out.String(), "answered 500") {
+		t.Fatalf("no reason given:\n%s", r.out)
 	}
 	r.signal(syscall.SIGTERM)
 	r.wait()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,7 +53,6 @@ type Supervisor struct {
 	events chan func()
 	out    *sink
 	errOut *sink
-	http   *http.Client
 	null   *os.File
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,7 +103,7 @@ func Supervise(opt Options) int {
 	}
 	s := &Supervisor{opt: opt, log: opt.Log, cfg: cfg, procs: map[string]*proc{}, events: make(chan func(), 64),
 		out: &sink{w: opt.Stdout, json: opt.LogFormat == "json"}, errOut: &sink{w: opt.Stderr, json: opt.LogFormat == "json"},
-		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}, finished: make(chan struct{})}
+		finished: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
 	if err := Subreaper(); err != nil {

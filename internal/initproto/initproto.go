@@ -1,18 +1,17 @@
-// Package initproto is ganger-init's control protocol: JSON over HTTP on a
-// unix socket (or TCP with a bearer token). ganger-init serves it; its ctl
-// command and Ganger are clients. It imports the standard library only.
+// Package initproto is ganger-init's control protocol: one JSON request
+// line, one JSON reply line, on a unix socket (or TCP, the request
+// carrying a token). ganger-init serves it; its ctl command and Ganger are
+// clients. No HTTP: ganger-init stays small. It imports the standard
+// library only.
 package initproto
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/url"
-	"strings"
 	"time"
 )
 
@@ -38,115 +37,131 @@ type Exit struct {
 	At     time.Time `json:"at"`
 }
 
-// Status is what GET /v1/processes answers.
+// Status is what the status op answers.
 type Status struct {
 	Processes []Process `json:"processes"`
 	Orphans   int64     `json:"orphans_reaped"`
 	Stopping  bool      `json:"stopping"`
 }
 
-// Log is what GET /v1/processes/{name}/log answers.
+// Log is what the log op answers.
 type Log struct {
 	Lines []string `json:"lines"`
 }
 
-// Reload is what POST /v1/reload answers.
+// Reload is what the reload op answers.
 type Reload struct {
 	Added     []string `json:"added"`
 	Removed   []string `json:"removed"`
 	Restarted []string `json:"restarted"`
 }
 
-// Error is a refusal: {"error": "..."}.
-type Error struct {
-	Error string `json:"error"`
+// Request is one call: a JSON object on one line. The connection answers
+// one Reply line, then closes.
+type Request struct {
+	Token  string `json:"token,omitempty"` // TCP only
+	Op     string `json:"op"`              // status, log, start, stop, restart, signal, reload
+	Name   string `json:"name,omitempty"`
+	Signal string `json:"signal,omitempty"`
+	Lines  int    `json:"lines,omitempty"`
+}
+
+// Reply answers a Request: Error, or what the op gives.
+type Reply struct {
+	Error   string   `json:"error,omitempty"`
+	Status  *Status  `json:"status,omitempty"`
+	Process *Process `json:"process,omitempty"`
+	Log     *Log     `json:"log,omitempty"`
+	Reload  *Reload  `json:"reload,omitempty"`
 }
 
 // Client talks to one ganger-init.
 type Client struct {
-	base  string
-	token string
-	hc    *http.Client
+	network, addr, token string
 }
 
 // NewUnix is a client of the socket at path.
-func NewUnix(path string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", path)
-	}}
-	return &Client{base: "http://ganger-init", hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
-}
+func NewUnix(path string) *Client { return &Client{network: "unix", addr: path} }
 
 // NewTCP is a client of the TCP address, with its token.
-func NewTCP(addr, token string) *Client {
-	return &Client{base: "http://" + addr, token: token, hc: &http.Client{Timeout: 30 * time.Second}}
-}
+func NewTCP(addr, token string) *Client { return &Client{network: "tcp", addr: addr, token: token} }
 
-func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+func (c *Client) do(ctx context.Context, req Request) (Reply, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, c.network, c.addr)
 	if err != nil {
-		return err
+		return Reply{}, err
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else {
+		conn.SetDeadline(time.Now().Add(30 * time.Second))
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
+	req.Token = c.token
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		return Reply{}, err
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if resp.StatusCode >= 300 {
-		var e Error
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return fmt.Errorf("%s", e.Error)
-		}
-		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	line, err := bufio.NewReaderSize(conn, 64<<10).ReadBytes('\n')
+	if err != nil && len(line) == 0 {
+		return Reply{}, fmt.Errorf("no answer: %w", err)
 	}
-	if out != nil {
-		return json.Unmarshal(b, out)
+	var r Reply
+	if err := json.Unmarshal(line, &r); err != nil {
+		return Reply{}, fmt.Errorf("bad answer: %w", err)
 	}
-	return nil
+	if r.Error != "" {
+		return r, errors.New(r.Error)
+	}
+	return r, nil
 }
 
 // Status lists the processes.
 func (c *Client) Status(ctx context.Context) (Status, error) {
-	var s Status
-	err := c.do(ctx, "GET", "/v1/processes", nil, &s)
-	return s, err
+	r, err := c.do(ctx, Request{Op: "status"})
+	if err != nil || r.Status == nil {
+		return Status{}, orMissing(err)
+	}
+	return *r.Status, nil
 }
 
 // Log returns up to n of a process's last lines (0: all kept).
 func (c *Client) Log(ctx context.Context, name string, n int) ([]string, error) {
-	var l Log
-	err := c.do(ctx, "GET", fmt.Sprintf("/v1/processes/%s/log?lines=%d", url.PathEscape(name), n), nil, &l)
-	return l.Lines, err
+	r, err := c.do(ctx, Request{Op: "log", Name: name, Lines: n})
+	if err != nil || r.Log == nil {
+		return nil, orMissing(err)
+	}
+	return r.Log.Lines, nil
 }
 
 // Act starts, stops or restarts a process.
 func (c *Client) Act(ctx context.Context, name, action string) (Process, error) {
-	var p Process
-	err := c.do(ctx, "POST", "/v1/processes/"+url.PathEscape(name)+"/"+action, nil, &p)
-	return p, err
+	r, err := c.do(ctx, Request{Op: action, Name: name})
+	if err != nil || r.Process == nil {
+		return Process{}, orMissing(err)
+	}
+	return *r.Process, nil
 }
 
 // Signal sends a signal (TERM, HUP, 15...) to a process's group.
 func (c *Client) Signal(ctx context.Context, name, sig string) error {
-	return c.do(ctx, "POST", "/v1/processes/"+url.PathEscape(name)+"/signal", map[string]string{"signal": sig}, nil)
+	_, err := c.do(ctx, Request{Op: "signal", Name: name, Signal: sig})
+	return err
 }
 
 // Reload reads the config again; only changed processes restart.
 func (c *Client) Reload(ctx context.Context) (Reload, error) {
-	var r Reload
-	err := c.do(ctx, "POST", "/v1/reload", nil, &r)
-	return r, err
+	r, err := c.do(ctx, Request{Op: "reload"})
+	if err != nil || r.Reload == nil {
+		return Reload{}, orMissing(err)
+	}
+	return *r.Reload, nil
+}
+
+func orMissing(err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.New("an answer without its content")
 }
