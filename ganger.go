@@ -4,7 +4,11 @@
 // mark every container Ganger creates.
 package ganger
 
-import "errors"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+)
 
 // Labels on every container Ganger creates. Other tools (and a restarted
 // Ganger) rely on them to find what Ganger owns.
@@ -14,6 +18,10 @@ const (
 	LabelOwner    = "ganger.owner"   // the id of the Ganger node that created it
 	LabelSession  = "ganger.session" // the session it serves, for per-connection containers
 	LabelInstance = "ganger.instance"
+	// LabelInit marks what holds a ganger-init binary on a daemon (its
+	// volume, and the short-lived container that fills it): the binary's
+	// digest (see Init).
+	LabelInit = "ganger.init"
 )
 
 // Mode is how a service gives containers to sessions.
@@ -110,6 +118,43 @@ type Spec struct {
 	Network    string // a Docker network name: NetIsolated, "bridge", ...
 	Labels     map[string]string
 	Limits     Limits
+	// Init, if set, runs the container's command under ganger-init. The
+	// zero Init runs the command as the container's PID 1.
+	Init Init
+}
+
+// Init is how a container runs under ganger-init, Ganger's small static
+// PID 1 (it reaps zombies and forwards signals; with Config it runs
+// several processes). Ganger puts the binary on every daemon it uses, in
+// a volume that each such container mounts read-only: the image needs
+// nothing of its own.
+type Init struct {
+	// Binary is the ganger-init executable on Ganger's host; "" means no
+	// init.
+	Binary string
+	// Digest is the binary's InitDigest: its volume and image on a daemon
+	// are named after it, so a new binary never mixes with an old one.
+	Digest string
+	// Config is ganger-init's YAML of processes, run instead of the
+	// container's command; "" runs the command under ganger-init.
+	Config string
+}
+
+// Enabled reports whether the container runs under ganger-init.
+func (i Init) Enabled() bool { return i.Binary != "" }
+
+// Volume is the volume that holds the binary on a daemon.
+func (i Init) Volume() string { return "ganger-init-" + i.Digest }
+
+// Image is the image FROM scratch, holding the binary at
+// /ganger/ganger-init, that the volume is filled from.
+func (i Init) Image() string { return "ganger-init:" + i.Digest }
+
+// InitDigest is a ganger-init binary's digest as Init.Digest holds it: the
+// first 12 hex digits of its SHA-256.
+func InitDigest(binary []byte) string {
+	sum := sha256.Sum256(binary)
+	return hex.EncodeToString(sum[:6])
 }
 
 // Limits are a container's resource and security limits. Every capability

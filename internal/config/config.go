@@ -34,6 +34,12 @@ type Config struct {
 	Services   []Service  `yaml:"services"`
 	Store      Store      `yaml:"store"`
 
+	// InitBinary is the ganger-init executable that services with init:
+	// ganger run under; Ganger puts it on every daemon it uses. Relative
+	// to the working directory. Default: ganger-init next to the ganger
+	// executable.
+	InitBinary string `yaml:"init_binary"`
+
 	warnings Errors // filled by Parse; see Warnings
 	dir      string // the file's directory, set by Load; see Dir
 }
@@ -196,6 +202,15 @@ type Service struct {
 	// Egress is "allow" (default) or "none": on the isolated network, no
 	// route out of the host either.
 	Egress string `yaml:"egress"`
+	// Init is "" (default: the container's command is its PID 1) or
+	// "ganger": the command runs under ganger-init, a small PID 1 that
+	// reaps zombies and forwards signals, which Ganger provides (see
+	// init_binary): the image needs nothing of its own.
+	Init string `yaml:"init"`
+	// InitConfig, with init: ganger, is ganger-init's configuration: the
+	// processes each container runs (processes: {NAME: {cmd: [...]}}),
+	// instead of cmd and entrypoint. Default none.
+	InitConfig InitConfig `yaml:"init_config"`
 
 	// Mode is "per-connection" (default: each session has a container to
 	// itself), "shared" (concurrent sessions share containers) or
@@ -247,6 +262,7 @@ type Service struct {
 	Limits   Limits   `yaml:"limits"`
 
 	decodeErr error
+	initSpec  ganger.Init // set with init: ganger once init_binary is read
 }
 
 // Pool is a service's warm pool: containers started and answering before

@@ -16,6 +16,8 @@ func ServiceChanges(a, b Service) []string {
 	add("port", a.Port == b.Port)
 	add("cmd", slices.Equal(a.Cmd, b.Cmd))
 	add("entrypoint", slices.Equal(a.Entrypoint, b.Entrypoint))
+	add("init", a.Init == b.Init && a.initSpec.Binary == b.initSpec.Binary && a.initSpec.Digest == b.initSpec.Digest)
+	add("init_config", a.InitConfig.text == b.InitConfig.text)
 	add("env", maps.Equal(a.Env, b.Env))
 	add("user", a.User == b.User)
 	add("network", a.Network == b.Network)

@@ -127,6 +127,9 @@ func parse(data []byte) (*Config, Errors) {
 	}
 	cfg.applyDefaults()
 	errs = append(errs, without(cfg.validate(pos), errs)...)
+	if len(errs) == 0 {
+		errs = cfg.resolveInit(pos)
+	}
 	if len(errs) > 0 {
 		return nil, sortErrors(errs)
 	}

@@ -91,7 +91,7 @@ func index(doc *yaml.Node, t reflect.Type) (*positions, []Error) {
 			t = t.Elem()
 		}
 		switch {
-		case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && !isScalarType(t):
+		case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct && !decodedWhole(t):
 			fields := yamlFields(t)
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]
@@ -141,9 +141,11 @@ func plainKey(k string) bool {
 	return true
 }
 
-// isScalarType reports types written as one YAML scalar.
-func isScalarType(t reflect.Type) bool {
-	return t == reflect.TypeFor[Duration]() || t == reflect.TypeFor[Size]()
+// decodedWhole reports the struct types that are not mappings of keys:
+// those written as one YAML scalar, and ganger-init's configuration, whose
+// keys ganger-init checks (see InitConfig).
+func decodedWhole(t reflect.Type) bool {
+	return t == reflect.TypeFor[Duration]() || t == reflect.TypeFor[Size]() || t == reflect.TypeFor[InitConfig]()
 }
 
 func yamlFields(t reflect.Type) map[string]reflect.Type {

@@ -224,6 +224,7 @@ func (v *validator) service(p string, s Service) {
 	} else if s.Egress == "none" && s.Network != "isolated" {
 		v.fail(p+".egress", "none needs network: isolated (Ganger's own networks), got network %q", s.Network)
 	}
+	v.initKeys(p, s)
 	v.ready(p+".ready", s.Ready)
 	v.limits(p+".limits", s.Limits)
 	v.admission(p, s)
