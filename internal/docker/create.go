@@ -1,13 +1,17 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
 
@@ -32,7 +36,7 @@ func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("create %s on %s: invalid port %d", spec.Name, d.name, spec.Port)
 	}
-	user, err := d.userFor(ctx, spec)
+	img, err := d.imageFor(ctx, spec)
 	if err != nil {
 		return "", err
 	}
@@ -41,10 +45,15 @@ func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 		Cmd:        nilIfEmpty(spec.Cmd),
 		Entrypoint: nilIfEmpty(spec.Entrypoint),
 		Env:        spec.Env,
-		User:       user,
+		User:       cmp.Or(spec.User, img.user),
 		Labels:     spec.Labels,
 	}
 	host := d.hostConfig(spec)
+	if spec.Init.Enabled() {
+		if err := underInit(cfg, host, spec, img); err != nil {
+			return "", fmt.Errorf("create %s on %s: %w", spec.Name, d.name, err)
+		}
+	}
 	publish := map[network.Port]bool{}
 	if d.dialMode == ganger.DialPublished {
 		publish[port] = true
@@ -124,25 +133,83 @@ func (d *Daemon) hostConfig(spec ganger.Spec) *container.HostConfig {
 	return host
 }
 
-// userFor is the user the container runs as: the service's, else the
-// image's, else nobody. The image's answer is cached by reference.
-func (d *Daemon) userFor(ctx context.Context, spec ganger.Spec) (string, error) {
-	if spec.User != "" {
-		return spec.User, nil
+// imageConfig is what Create needs of an image: the user it names (or
+// nobody) and the command it runs.
+type imageConfig struct {
+	id         string
+	user       string
+	entrypoint []string
+	cmd        []string
+}
+
+// imageFor is the image config of spec's image, asked of the daemon once
+// per reference and kept until the reference names another image (see
+// Start) or the image is pulled or made present again. It is asked only
+// when Create needs it: the service names no user, or runs under
+// ganger-init with the image's own command.
+func (d *Daemon) imageFor(ctx context.Context, spec ganger.Spec) (imageConfig, error) {
+	need := spec.User == "" || spec.Init.Enabled() && spec.Init.Config == "" && len(spec.Entrypoint) == 0
+	if !need {
+		return imageConfig{}, nil
 	}
-	if u, ok := d.imageUsers.Load(spec.Image); ok {
-		return u.(string), nil
+	if c, ok := d.images.Load(spec.Image); ok {
+		return *c.(*imageConfig), nil
 	}
 	img, err := d.cli.ImageInspect(ctx, spec.Image)
 	if err != nil {
-		return "", fmt.Errorf("create %s on %s: inspect image %s: %w", spec.Name, d.name, spec.Image, err)
+		return imageConfig{}, fmt.Errorf("create %s on %s: inspect image %s: %w", spec.Name, d.name, spec.Image, err)
 	}
-	u := nobody
-	if img.Config != nil && img.Config.User != "" {
-		u = img.Config.User
+	return d.remember(spec.Image, img.InspectResponse), nil
+}
+
+// remember keeps what an inspect of ref said.
+func (d *Daemon) remember(ref string, img image.InspectResponse) imageConfig {
+	c := imageConfig{id: img.ID, user: nobody}
+	if img.Config != nil {
+		c.user = cmp.Or(img.Config.User, nobody)
+		c.entrypoint, c.cmd = img.Config.Entrypoint, img.Config.Cmd
 	}
-	d.imageUsers.Store(spec.Image, u)
-	return u, nil
+	d.images.Store(ref, &c)
+	return c
+}
+
+// forgetIfNot drops what is kept of ref unless it is of the image id: a
+// container created from ref turned out to be of another image (the
+// reference was re-tagged), so the next create asks again.
+func (d *Daemon) forgetIfNot(ref, id string) {
+	if c, ok := d.images.Load(ref); ok && c.(*imageConfig).id != id {
+		d.images.CompareAndDelete(ref, c)
+	}
+}
+
+// underInit makes the container run under ganger-init, from its volume
+// mounted read-only: ganger-init runs the command Docker would have run
+// (the service's entrypoint and cmd, else the image's; overriding the
+// entrypoint drops the image's cmd, so both are carried), or, with a
+// config, the processes it lists.
+func underInit(cfg *container.Config, host *container.HostConfig, spec ganger.Spec, img imageConfig) error {
+	host.Mounts = append(host.Mounts, mount.Mount{
+		Type: mount.TypeVolume, Source: spec.Init.Volume(), Target: initDir, ReadOnly: true,
+		VolumeOptions: &mount.VolumeOptions{NoCopy: true},
+	})
+	if spec.Init.Config != "" {
+		cfg.Entrypoint, cfg.Cmd = []string{initPath, "--config-env", InitConfigEnv, "--control", "none"}, nil
+		cfg.Env = append(slices.Clone(cfg.Env), InitConfigEnv+"="+spec.Init.Config)
+		return nil
+	}
+	argv := slices.Concat(spec.Entrypoint, spec.Cmd)
+	switch {
+	case len(spec.Entrypoint) > 0:
+	case len(spec.Cmd) > 0:
+		argv = slices.Concat(img.entrypoint, spec.Cmd)
+	default:
+		argv = slices.Concat(img.entrypoint, img.cmd)
+	}
+	if len(argv) == 0 {
+		return fmt.Errorf("image %s names no command, nor does the service: nothing to run under ganger-init", spec.Image)
+	}
+	cfg.Entrypoint, cfg.Cmd = append([]string{initPath, "--"}, argv...), nil
+	return nil
 }
 
 func nilIfEmpty(s []string) []string {

@@ -39,7 +39,7 @@ type Daemon struct {
 	creds     *Credentials
 	log       *slog.Logger
 
-	imageUsers  sync.Map    // image ref: the user it names, or nobody
+	images      sync.Map    // image ref: its *imageConfig
 	noDiskQuota atomic.Bool // the daemon refused a disk quota once
 }
 

@@ -16,7 +16,10 @@ import (
 // policy: "missing" pulls it if absent, "always" pulls it anyway, "never"
 // only checks. A pull logs its progress.
 func (d *Daemon) EnsureImage(ctx context.Context, ref string, policy ganger.PullPolicy) error {
-	_, err := d.cli.ImageInspect(ctx, ref)
+	img, err := d.cli.ImageInspect(ctx, ref)
+	if err == nil {
+		d.remember(ref, img.InspectResponse) // what Create needs of it, fresh at every join
+	}
 	switch {
 	case err != nil && !cerrdefs.IsNotFound(err):
 		return fmt.Errorf("inspect image %s on %s: %w", ref, d.name, err)
@@ -50,7 +53,7 @@ func (d *Daemon) pull(ctx context.Context, ref string) error {
 			d.log.Info("pull progress", "image", ref, "layer", msg.ID, "status", msg.Status)
 		}
 	}
-	d.imageUsers.Delete(ref) // the pull may have changed the user it names
+	d.images.Delete(ref) // the pull may have changed the image it names
 	d.log.Info("image pulled", "image", ref, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -29,6 +29,9 @@ func (d *Daemon) Start(ctx context.Context, id string, port int) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("inspect container %s on %s: %w", short(id), d.name, err)
 	}
+	if c := res.Container; c.Config != nil {
+		d.forgetIfNot(c.Config.Image, c.Image)
+	}
 	addr, err := d.dialAddr(res.Container, port)
 	if err != nil {
 		return "", fmt.Errorf("container %s on %s: %w", short(id), d.name, err)

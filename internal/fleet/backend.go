@@ -25,8 +25,16 @@ type Backend interface {
 	Engine(ctx context.Context) (ganger.Engine, error)
 	// EnsureImage makes ref present on the daemon under the pull policy.
 	EnsureImage(ctx context.Context, ref string, pull ganger.PullPolicy) error
+	// EnsureInit makes ganger-init (in) available to the daemon's
+	// containers, once: afterwards a container whose Spec.Init is in runs
+	// under it, with nothing copied when it starts. It does nothing if
+	// that is done already. owner labels what it creates for a while, so
+	// that a sweep of that node's containers removes what an interrupted
+	// call leaves.
+	EnsureInit(ctx context.Context, in ganger.Init, owner string) error
 	// Create creates a container from spec, not yet started, and returns
-	// its id. It applies the spec's labels and limits.
+	// its id. It applies the spec's labels and limits; a spec with Init
+	// runs under ganger-init, made available by EnsureInit before.
 	Create(ctx context.Context, spec ganger.Spec) (id string, err error)
 	// Start starts a created container and returns a TCP address that
 	// reaches port.

@@ -23,16 +23,27 @@ const wait = 30 * time.Second
 // servicePort is the port the suite's containers listen on.
 const servicePort = 7777
 
+// Subject is one backend under test and what the suite needs with it.
+type Subject struct {
+	Backend fleet.Backend
+	// Image is an image whose containers echo on port 7777 (given
+	// "-listen :7777"; "-also :7778" adds a second port); its entrypoint
+	// is the echo server.
+	Image string
+	// Kill makes a started container exit as SIGKILL does (code 137).
+	Kill func(id string)
+	// Init is a ganger-init the backend has not provided yet (the caller
+	// removes, when the subtest ends, what providing it leaves).
+	Init ganger.Init
+}
+
 // RunBackendTests runs the behaviour every fleet.Backend must have.
-// newBackend returns the backend under test for one subtest, an image whose
-// containers echo on port 7777 (given "-listen :7777"; "-also :7778" adds
-// a second port), and kill, which
-// makes a started container exit as SIGKILL does (code 137).
-func RunBackendTests(t *testing.T, newBackend func(t *testing.T) (b fleet.Backend, image string, kill func(id string))) {
+// newSubject returns the backend under test for one subtest.
+func RunBackendTests(t *testing.T, newSubject func(t *testing.T) Subject) {
 	run := func(name string, body func(s *suite)) {
 		t.Run(name, func(t *testing.T) {
-			b, image, kill := newBackend(t)
-			body(newSuite(t, b, image, kill))
+			sub := newSubject(t)
+			body(newSuite(t, sub))
 		})
 	}
 	run("RemoveGone", testRemoveGone)
@@ -44,6 +55,7 @@ func RunBackendTests(t *testing.T, newBackend func(t *testing.T) (b fleet.Backen
 	run("EventsEndWithContext", testEventsEnd)
 	run("PublishedPortsEcho", testPublished)
 	run("DialAddrsReachEveryPort", testDialAddrs)
+	run("InitProvidedOnceRunsTheCommand", testInit)
 }
 
 // suite is one subtest's backend and owner. Every container it creates
@@ -54,15 +66,17 @@ type suite struct {
 	b     fleet.Backend
 	image string
 	kill  func(string)
+	init  ganger.Init
 	owner string
 }
 
 var serial atomic.Int64
 
-func newSuite(t *testing.T, b fleet.Backend, image string, kill func(string)) *suite {
+func newSuite(t *testing.T, sub Subject) *suite {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*wait)
 	t.Cleanup(cancel)
-	s := &suite{T: t, ctx: ctx, b: b, image: image, kill: kill, owner: "conf-" + randomHex(4)}
+	b := sub.Backend
+	s := &suite{T: t, ctx: ctx, b: b, image: sub.Image, kill: sub.Kill, init: sub.Init, owner: "conf-" + randomHex(4)}
 	t.Cleanup(func() { // runs after every removal below
 		if left, err := b.ListManaged(context.Background(), s.owner); err != nil || len(left) > 0 {
 			t.Errorf("left behind: %v (list: %v)", left, err)
@@ -372,6 +386,36 @@ func testDialAddrs(s *suite) {
 		}
 	}
 	s.remove(id)
+}
+
+// testInit: EnsureInit provides ganger-init, and again is no error (nor
+// work); a container under it runs the image's own command (the echo
+// server) and one given by the spec, and nothing of the provision is
+// left among the owner's containers (the suite checks at the end).
+func testInit(s *suite) {
+	for range 2 {
+		if err := s.b.EnsureInit(s.ctx, s.init, s.owner); err != nil {
+			s.Fatalf("EnsureInit: %v", err)
+		}
+	}
+	if left := s.list(s.owner); len(left) > 0 {
+		s.Fatalf("left after EnsureInit: %v", left)
+	}
+	for _, cmd := range [][]string{{"-listen", fmt.Sprint(":", servicePort)}, nil} {
+		name := fmt.Sprintf("%s-%d", s.owner, serial.Add(1))
+		id, err := s.b.Create(s.ctx, ganger.Spec{
+			Name: name, Image: s.image, Port: servicePort, Cmd: cmd, Network: "bridge", Init: s.init,
+			Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: s.owner, ganger.LabelService: "conformance"},
+			Limits: ganger.Limits{Memory: 64 << 20, Pids: 64, NoNewPrivileges: true, ReadOnly: true},
+		})
+		if err != nil {
+			s.Fatalf("create %s under ganger-init: %v", name, err)
+		}
+		s.Cleanup(func() { s.b.Remove(context.Background(), id) })
+		addr := s.start(id)
+		s.eventually(fmt.Sprintf("no echo from %s under ganger-init (cmd %q)", addr, cmd), func() bool { return echoes(addr) })
+		s.remove(id)
+	}
 }
 
 // echoLine writes line to what listens at addr and returns the line it

@@ -47,12 +47,16 @@ type Fake struct {
 	PingHook   func() error // Ping's and Engine's
 	PullHook   func(ref string) error
 	ListHook   func() error // ListManaged's
+	// InitHook runs when EnsureInit has to provide ganger-init (its volume
+	// is not there yet); it may block, as a slow import does.
+	InitHook func(ctx context.Context, in ganger.Init) error
 
 	mu       sync.Mutex
 	engineID string
 	ctrs     map[string]*fakeContainer // by id
 	images   map[string]bool
 	networks map[string]ganger.NetworkSpec
+	inits    map[string]ganger.Init // by volume: ganger-init provided
 	subs     map[*subscription]bool
 	calls    map[string]int
 	removed  []string
@@ -99,7 +103,7 @@ func (f *Fake) lock() {
 	f.mu.Lock()
 	if f.ctrs == nil {
 		f.ctrs, f.images, f.subs, f.calls = map[string]*fakeContainer{}, map[string]bool{}, map[*subscription]bool{}, map[string]int{}
-		f.networks = map[string]ganger.NetworkSpec{}
+		f.networks, f.inits = map[string]ganger.NetworkSpec{}, map[string]ganger.Init{}
 		f.engineID = randomHex(16)
 	}
 }
@@ -186,10 +190,51 @@ func (f *Fake) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 	if _, ok := f.networks[spec.Network]; !ok && spec.Network != "" && spec.Network != "bridge" {
 		return "", fmt.Errorf("create container %s: network %s not found", spec.Name, spec.Network)
 	}
+	if _, ok := f.inits[spec.Init.Volume()]; spec.Init.Enabled() && !ok {
+		// Docker would make an empty volume, and the container would fail
+		// to start: the fake fails at once.
+		return "", fmt.Errorf("create container %s: volume %s holds no ganger-init (EnsureInit first)", spec.Name, spec.Init.Volume())
+	}
 	spec.Labels = maps.Clone(spec.Labels)
 	c := &fakeContainer{id: randomHex(32), spec: spec, state: "created"}
 	f.ctrs[c.id] = c
 	return c.id, nil
+}
+
+// EnsureInit provides ganger-init unless its volume is there: it counts a
+// "ProvideInit" call and runs InitHook, which can fail it.
+func (f *Fake) EnsureInit(ctx context.Context, in ganger.Init, owner string) error {
+	if err := f.begin(ctx, "EnsureInit", nil); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	_, ok := f.inits[in.Volume()]
+	f.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := f.begin(ctx, "ProvideInit", bind2(f.InitHook, ctx, in)); err != nil {
+		return fmt.Errorf("provide ganger-init %s: %w", in.Digest, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inits[in.Volume()] = in
+	return nil
+}
+
+// InitVolumes returns the volumes that hold ganger-init, sorted.
+func (f *Fake) InitVolumes() []string {
+	f.lock()
+	defer f.mu.Unlock()
+	return slices.Sorted(maps.Keys(f.inits))
+}
+
+// DropInitVolume removes a volume holding ganger-init, as an operator (or
+// a daemon's data wiped) would.
+func (f *Fake) DropInitVolume(name string) {
+	f.lock()
+	defer f.mu.Unlock()
+	delete(f.inits, name)
 }
 
 // EnsureNetwork records the network unless one of its name exists.
@@ -552,7 +597,8 @@ func (f *Fake) Shutdown() {
 }
 
 // Calls returns how many times method was called: "Create", "Events",
-// and so on, and "Pull" for each pull EnsureImage made.
+// and so on, "Pull" for each pull EnsureImage made, and "ProvideInit"
+// for each time EnsureInit had to provide ganger-init.
 func (f *Fake) Calls(method string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -8,14 +8,16 @@ import (
 
 	"github.com/ganger-dev/ganger"
 
-	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/fleet/fleettest"
 )
 
 func TestFakeConformance(t *testing.T) {
-	fleettest.RunBackendTests(t, func(t *testing.T) (fleet.Backend, string, func(string)) {
+	fleettest.RunBackendTests(t, func(t *testing.T) fleettest.Subject {
 		f := fleettest.New(t, "ganger-echo:latest")
-		return f, "ganger-echo:latest", func(id string) { f.Exit(id, 137) }
+		return fleettest.Subject{
+			Backend: f, Image: "ganger-echo:latest", Kill: func(id string) { f.Exit(id, 137) },
+			Init: ganger.Init{Binary: "/ganger-init", Digest: "0123456789ab"},
+		}
 	})
 }
 
