@@ -85,7 +85,9 @@ wait:
 }
 
 // cleanUp stops every process left (re-parented daemons too): TERM, then
-// KILL once grace has passed; it returns when none is left.
+// KILL once grace has passed; it returns when none is left. Not PID 1, it
+// sees only its own children: a process re-parented to it meanwhile (its
+// parent just died) is signalled as it appears.
 func cleanUp(r *Reaper, grace time.Duration, log *slog.Logger) {
 	none := r.NoChildren()
 	r.Reap()
@@ -95,25 +97,43 @@ func cleanUp(r *Reaper, grace time.Duration, log *slog.Logger) {
 	default:
 	}
 	log.Info("stopping the processes left", "signal", "SIGTERM", "grace", grace)
-	SignalAll(syscall.SIGTERM)
-	SignalAll(syscall.SIGCONT)
-	if waitNone(r, grace) {
+	termed := map[int]bool{}
+	term := func() {
+		if len(termed) == 0 {
+			SignalAll(syscall.SIGTERM)
+			SignalAll(syscall.SIGCONT)
+		} else if os.Getpid() == 1 {
+			return // kill(-1) reached every process at once
+		}
+		for _, pid := range Children() {
+			if !termed[pid] {
+				termed[pid] = true
+				signalTree(pid, syscall.SIGTERM)
+				signalTree(pid, syscall.SIGCONT)
+			}
+		}
+		termed[0] = true // not empty: the first round is done
+	}
+	if waitNone(r, grace, term) {
 		return
 	}
 	log.Warn("processes left after the grace: killing them", "grace", grace)
-	SignalAll(syscall.SIGKILL)
-	if !waitNone(r, 10*time.Second) {
+	if !waitNone(r, 10*time.Second, func() { SignalAll(syscall.SIGKILL) }) {
 		log.Error("processes survive SIGKILL", "pids", fmt.Sprint(Children()))
 	}
 }
 
-// waitNone waits up to d for no child to be left.
-func waitNone(r *Reaper, d time.Duration) bool {
+// waitNone waits up to d for no child to be left, calling each (if not
+// nil) at once and every 100ms meanwhile.
+func waitNone(r *Reaper, d time.Duration, each func()) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	tick := time.NewTicker(100 * time.Millisecond) // a child of ours may be a zombie-to-be whose SIGCHLD was merged
+	tick := time.NewTicker(100 * time.Millisecond) // also catches a SIGCHLD merged with another
 	defer tick.Stop()
 	for {
+		if each != nil {
+			each()
+		}
 		none := r.NoChildren()
 		r.Reap()
 		select {

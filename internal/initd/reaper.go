@@ -174,11 +174,16 @@ func SignalAll(sig syscall.Signal) {
 		return
 	}
 	for _, pid := range Children() {
-		if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-			syscall.Kill(-pid, sig)
-		}
-		syscall.Kill(pid, sig)
+		signalTree(pid, sig)
 	}
+}
+
+// signalTree signals a child and, if it leads one, its process group.
+func signalTree(pid int, sig syscall.Signal) {
+	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
+		syscall.Kill(-pid, sig)
+	}
+	syscall.Kill(pid, sig)
 }
 
 // Subreaper makes this process the reaper of its orphaned descendants

@@ -498,3 +498,28 @@ func TestHTTPReady(t *testing.T) {
 	r.signal(syscall.SIGTERM)
 	r.wait()
 }
+
+// Not PID 1, ganger-init sees only its own children: a daemon in its own
+// session, ignoring TERM, re-parented to it only once its parent died of
+// the first KILL, is killed all the same before ganger-init exits.
+func TestLeftoversReparentedLate(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	r := start(t, "--grace", "300ms", "--", "sh", "-c",
+		`sh -c "trap '' TERM; setsid sh -c 'echo \$\$ > `+pidFile+`; exec sleep 3599' & while :; do sleep 0.05; done" & sleep 0.3; exit 0`)
+	if code := r.wait(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, r.out)
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("no pid written: %q\n%s", b, r.out)
+	}
+	if alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("the daemon re-parented late (%d) survived ganger-init\n%s", pid, r.out)
+	}
+	if strings.Contains(r.out.String(), "survive SIGKILL") {
+		t.Fatalf("ganger-init gave up on a process:\n%s", r.out)
+	}
+}
