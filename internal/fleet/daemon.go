@@ -30,6 +30,7 @@ type member struct {
 	engine  ganger.Engine
 	watch   map[string]*Container // by container id: those whose exit is awaited
 	unowned map[string]bool       // by name: seen unowned by the last reconcile
+	inits   map[string]*provision // by digest: ganger-init provided here, or being
 }
 
 func (m *member) engineInfo() ganger.Engine {
@@ -41,8 +42,9 @@ func (m *member) engineInfo() ganger.Engine {
 // join readies a daemon that answers and puts it to use: it must not be
 // an engine that another daemon of the fleet already is; this node's
 // containers there that nothing owns are removed; each service's image is
-// made present (a service whose image it cannot get does not use it); then
-// it is marked up. It returns the image errors by service.
+// made present (a service whose image it cannot get does not use it), and
+// each ganger-init known (see PrepareInit); then it is marked up. It
+// returns the image errors by service.
 func (m *member) join(ctx context.Context, when string) (map[string]error, error) {
 	f := m.f
 	pctx, cancel := context.WithTimeout(ctx, f.opt.Health.Timeout)
@@ -77,6 +79,7 @@ func (m *member) join(ctx context.Context, when string) (map[string]error, error
 		}
 		f.sched.SetImage(m.name, img.Service, err == nil)
 	}
+	m.provideInits(ctx)
 	m.mu.Lock()
 	m.fails = 0
 	m.mu.Unlock()

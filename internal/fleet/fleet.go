@@ -71,6 +71,7 @@ type Fleet struct {
 	loops    sync.WaitGroup // per-daemon health and event loops, the reconciler
 	work     sync.WaitGroup // create/start calls in flight
 	removals sync.WaitGroup
+	prep     sync.WaitGroup // ganger-init being provided
 
 	mu      sync.Mutex
 	members map[string]*member
@@ -78,7 +79,8 @@ type Fleet struct {
 	owned   map[Ref]*Container
 	retired []*member // removed; their backends close with the fleet
 	images  []Image
-	running bool // Start has run: new daemons get loops at once
+	inits   map[string]ganger.Init // by digest: what daemons are given as they join
+	running bool                   // Start has run: new daemons get loops at once
 }
 
 // Ref names one container: its daemon and its name there.
@@ -109,7 +111,7 @@ func New(opt Options) *Fleet {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Fleet{
 		opt: opt, log: opt.Log.With("component", "fleet"), sched: sched.New(opt.MaxSessions), m: opt.Metrics,
-		ctx: ctx, cancel: cancel, members: map[string]*member{}, owned: map[Ref]*Container{},
+		ctx: ctx, cancel: cancel, members: map[string]*member{}, owned: map[Ref]*Container{}, inits: map[string]ganger.Init{},
 	}
 }
 
@@ -134,7 +136,7 @@ func (f *Fleet) Add(d Daemon) error {
 	if _, ok := f.members[d.Name]; ok {
 		return fmt.Errorf("daemon %s: added twice", d.Name)
 	}
-	m := &member{f: f, name: d.Name, b: d.Backend, gate: newGate(d.MaxStarts), watch: map[string]*Container{}}
+	m := &member{f: f, name: d.Name, b: d.Backend, gate: newGate(d.MaxStarts), watch: map[string]*Container{}, inits: map[string]*provision{}}
 	f.members[d.Name] = m
 	f.order = append(f.order, d.Name)
 	f.sched.AddDaemon(d.Name, d.MaxContainers)
@@ -401,6 +403,7 @@ func (f *Fleet) Close(ctx context.Context) {
 	}
 	f.cancel()
 	f.loops.Wait()
+	f.prep.Wait()
 	for _, m := range f.memberList() {
 		if !f.isUp(m.name) && !m.answers(ctx) { // marked down, but it may answer now
 			f.log.Warn("daemon down at shutdown: its leftovers are swept at the next start", "daemon", m.name)

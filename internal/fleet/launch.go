@@ -131,6 +131,9 @@ func (f *Fleet) boot(ctx context.Context, lease *sched.Lease, r Request) (*Conta
 	var exit *ExitError
 	switch {
 	case errors.As(err, &exit): // its output first, then it goes
+		if r.Spec.Init.Enabled() {
+			m.forgetInits(r.Spec.Init.Digest) // in case its volume went: asked again at the next launch
+		}
 		f.removals.Go(func() {
 			exit.Output()
 			c.Destroy()
@@ -144,12 +147,21 @@ func (f *Fleet) boot(ctx context.Context, lease *sched.Lease, r Request) (*Conta
 	return c, nil
 }
 
-// createAndStart waits for a turn on the daemon, then creates and starts
-// the container. Its calls run to the end whatever happens to ctx (bounded
-// by callTimeout for a stuck daemon); ctx only decides whether the next
-// call is made.
+// createAndStart waits until ganger-init is on the daemon if the spec runs
+// under it (at once, unless the daemon has only just joined), waits for a
+// turn on the daemon, then creates and starts the container. Its calls run
+// to the end whatever happens to ctx (bounded by callTimeout for a stuck
+// daemon); ctx only decides whether the next call is made.
 func (c *Container) createAndStart(ctx context.Context, spec ganger.Spec) error {
 	defer close(c.booted)
+	if spec.Init.Enabled() {
+		if err := c.m.ensureInit(ctx, spec.Init); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return ganger.Fail(ganger.CreateFailed, err)
+		}
+	}
 	if err := c.m.gate.enter(ctx); err != nil {
 		return context.Cause(ctx)
 	}

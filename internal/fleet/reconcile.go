@@ -43,7 +43,7 @@ func (f *Fleet) sweep(ctx context.Context, m *member, when string) (int, error) 
 			continue
 		}
 		ref := Ref{Daemon: m.name, Name: c.Name}
-		if before[ref] || f.owns(ref) || (f.opt.Keep != nil && f.opt.Keep(c)) {
+		if before[ref] || f.owns(ref) || (f.opt.Keep != nil && f.opt.Keep(c)) || m.providing(c.Labels[ganger.LabelInit]) {
 			continue
 		}
 		if when == "reconcile" && !prev[c.Name] {

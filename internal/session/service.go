@@ -83,6 +83,7 @@ func New(cfg config.Service, env Env, log *slog.Logger) *Service {
 		book:    newBook(),
 	}
 	s.env.Fleet.Sched().AddService(cfg.Name, SchedLimits(cfg))
+	s.env.Fleet.PrepareInit(cfg.InitSpec())
 	s.conf.Store(newConf(cfg, env.Fleet.Node(), 1))
 	s.supply = newSupply(s)
 	return s
@@ -132,12 +133,14 @@ func (s *Service) Update(cfg config.Service) {
 		cf.ips = old.ips // the same limits: live per-address counts carry over
 	}
 	s.env.Fleet.Sched().UpdateService(s.name, SchedLimits(cfg))
+	s.env.Fleet.PrepareInit(cfg.InitSpec())
 	s.conf.Store(cf)
 	s.supply.refresh()
 }
 
-// SpecFor is the container template of a service on node: image, command,
-// network, labels and limits; a container's name is set per container.
+// SpecFor is the container template of a service on node: image, command
+// (under ganger-init, with init: ganger), network, labels and limits; a
+// container's name is set per container.
 func SpecFor(c config.Service, node string) ganger.Spec {
 	env := make([]string, 0, len(c.Env))
 	for _, k := range slices.Sorted(maps.Keys(c.Env)) {
@@ -151,6 +154,7 @@ func SpecFor(c config.Service, node string) ganger.Spec {
 		Env:        env,
 		User:       c.User,
 		Network:    NetworkFor(c, node),
+		Init:       c.InitSpec(),
 		Labels: map[string]string{
 			ganger.LabelManaged: "true",
 			ganger.LabelService: c.Name,
