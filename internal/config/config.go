@@ -323,7 +323,9 @@ type Rate struct {
 type Ready struct {
 	// Timeout is the longest a client waits for its container. Default 30s.
 	Timeout Duration `yaml:"timeout"`
-	// Backoff is the first wait between connect attempts. Default 5ms.
+	// Backoff is the first wait between connect attempts. Default 5ms;
+	// 1ms with init: ganger (ganger-init starts the command about 1ms
+	// after the container starts).
 	Backoff Duration `yaml:"backoff"`
 	// BackoffMax caps the wait between connect attempts. Default 200ms.
 	BackoffMax Duration `yaml:"backoff_max"`
@@ -391,29 +393,30 @@ type LogLimits struct {
 
 // Default values, also written out in examples/ganger.yaml.
 const (
-	DefaultListenHost    = "127.0.0.1"
-	DefaultNetwork       = "isolated"
-	DefaultNoFile        = 1024
-	DefaultLogMaxSize    = 1 << 20
-	DefaultLogMaxFiles   = 2
-	DefaultMaxContainers = 100
-	DefaultMaxStarts     = 8
-	DefaultReadyTimeout  = 30 * time.Second
-	DefaultReadyBackoff  = 5 * time.Millisecond
-	DefaultBackoffMax    = 200 * time.Millisecond
-	DefaultIdle          = 5 * time.Minute
-	DefaultFirstByte     = 30 * time.Second
-	DefaultReadyFirst    = 10 * time.Second
-	DefaultSession       = time.Hour
-	DefaultDrain         = 30 * time.Second
-	DefaultMemory        = 256 << 20
-	DefaultCPUs          = 1.0
-	DefaultPids          = 128
-	DefaultReconcile     = time.Minute
-	DefaultQueueMax      = 100
-	DefaultQueueTimeout  = 30 * time.Second
-	DefaultHealthEvery   = 2 * time.Second
-	DefaultHealthFails   = 3
-	DefaultIdleStop      = 5 * time.Minute
-	DefaultAPIListen     = "127.0.0.1:5480"
+	DefaultListenHost       = "127.0.0.1"
+	DefaultNetwork          = "isolated"
+	DefaultNoFile           = 1024
+	DefaultLogMaxSize       = 1 << 20
+	DefaultLogMaxFiles      = 2
+	DefaultMaxContainers    = 100
+	DefaultMaxStarts        = 8
+	DefaultReadyTimeout     = 30 * time.Second
+	DefaultReadyBackoff     = 5 * time.Millisecond
+	DefaultInitReadyBackoff = time.Millisecond
+	DefaultBackoffMax       = 200 * time.Millisecond
+	DefaultIdle             = 5 * time.Minute
+	DefaultFirstByte        = 30 * time.Second
+	DefaultReadyFirst       = 10 * time.Second
+	DefaultSession          = time.Hour
+	DefaultDrain            = 30 * time.Second
+	DefaultMemory           = 256 << 20
+	DefaultCPUs             = 1.0
+	DefaultPids             = 128
+	DefaultReconcile        = time.Minute
+	DefaultQueueMax         = 100
+	DefaultQueueTimeout     = 30 * time.Second
+	DefaultHealthEvery      = 2 * time.Second
+	DefaultHealthFails      = 3
+	DefaultIdleStop         = 5 * time.Minute
+	DefaultAPIListen        = "127.0.0.1:5480"
 )

@@ -25,6 +25,11 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 	if p.Mode == ganger.Instance && !hasKey(n, "placement") {
 		p.Placement = ganger.Binpack // instances fill hosts before new ones are used
 	}
+	if p.Init == InitGanger && !hasKey(valueOf(n, "ready"), "backoff") {
+		// ganger-init starts the command about 1ms after the container:
+		// the first retry catches it, where 5ms would be lost waiting.
+		p.Ready.Backoff = Duration(DefaultInitReadyBackoff)
+	}
 	if in := &p.Instance; in.Access == "proxy" {
 		if in.PortRange == "" {
 			in.PortRange = DefaultPortRange

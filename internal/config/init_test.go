@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/initd"
@@ -44,6 +45,31 @@ func TestInitGanger(t *testing.T) {
 	}
 	if got := cfg.Services[1].InitSpec(); got.Enabled() {
 		t.Fatalf("a service without init: %+v", got)
+	}
+}
+
+// Under ganger-init the first readiness retry comes after 1ms, unless
+// ready.backoff is set (an alias counts).
+func TestInitReadyBackoff(t *testing.T) {
+	dir := initDir(t)
+	second := "  - {name: two, listen: 127.0.0.1:5455, image: img, port: 1, init: ganger, ready: *r}\n"
+	for _, tt := range []struct {
+		extra, more string
+		want        time.Duration
+	}{
+		{"", "", DefaultReadyBackoff},
+		{"    init: ganger\n", "", DefaultInitReadyBackoff},
+		{"    init: ganger\n    ready: {timeout: 9s}\n", "", DefaultInitReadyBackoff},
+		{"    init: ganger\n    ready: {backoff: 5ms}\n", "", 5 * time.Millisecond},
+		{"    ready: &r {backoff: 7ms}\n", second, 7 * time.Millisecond},
+	} {
+		cfg, err := parseInit(t, dir, "init_binary: $DIR/bin\n"+svc(tt.extra)+tt.more)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.extra, err)
+		}
+		if got := cfg.Services[len(cfg.Services)-1].Ready.Backoff.D(); got != tt.want {
+			t.Errorf("%q%q: ready.backoff %s; want %s", tt.extra, tt.more, got, tt.want)
+		}
 	}
 }
 
@@ -140,7 +166,7 @@ func TestInitChanges(t *testing.T) {
 	}
 	plain, under := load(""), load("    init: ganger\n")
 	multi := load("    init: ganger\n    init_config: {processes: {a: {cmd: [x]}}}\n")
-	if got := strings.Join(ServiceChanges(plain, under), ","); got != "init" {
+	if got := strings.Join(ServiceChanges(plain, under), ","); got != "init,ready" { // its default backoff too
 		t.Fatalf("init added: %q", got)
 	}
 	if got := strings.Join(ServiceChanges(under, multi), ","); got != "init_config" {
