@@ -460,6 +460,19 @@ func splitHostPort(s string) (string, int, error) {
 type Source struct {
 	Dir, File, Env string
 	Grace          time.Duration // --grace, for --dir
+	text           []byte        // Env's value, kept once it is unset
+}
+
+// keep takes the config out of the environment, so that no process
+// inherits it (it may hold the control token); reloads read the copy.
+func (s *Source) keep() {
+	if s.Env == "" || s.text != nil {
+		return
+	}
+	if v, ok := os.LookupEnv(s.Env); ok {
+		s.text = []byte(v)
+		os.Unsetenv(s.Env)
+	}
 }
 
 // Load reads the source's config.
@@ -473,6 +486,8 @@ func (s Source) Load() (*Config, error) {
 			return nil, err
 		}
 		return ParseConfig(s.File, b)
+	case s.text != nil:
+		return ParseConfig("$"+s.Env, s.text)
 	default:
 		b, ok := os.LookupEnv(s.Env)
 		if !ok {

@@ -523,3 +523,21 @@ func TestLeftoversReparentedLate(t *testing.T) {
 		t.Fatalf("ganger-init gave up on a process:\n%s", r.out)
 	}
 }
+
+// --config-env: the config is read from the environment and not passed on
+// to the processes (it may hold the control token).
+func TestConfigEnvNotInherited(t *testing.T) {
+	t.Parallel()
+	r := &run{t: t, cmd: exec.Command(bin, "--config-env", "INIT_YAML", "--control", "none"), out: &buf{}, code: make(chan int, 1)}
+	r.cmd.Env = append(os.Environ(), `INIT_YAML=processes:
+  p: {cmd: ["sh", "-c", "echo seen=${INIT_YAML:-none}"], oneshot: true}
+`)
+	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.cmd.Wait(); r.code <- r.cmd.ProcessState.ExitCode() }()
+	if code := r.wait(); code != 0 || !strings.Contains(r.out.String(), "[p] seen=none") {
+		t.Fatalf("exit %d\n%s", code, r.out)
+	}
+}

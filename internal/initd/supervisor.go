@@ -96,6 +96,7 @@ type proc struct {
 // Supervise runs the source's processes until they are done or ganger-init
 // is told to stop, and returns the exit code to leave with.
 func Supervise(opt Options) int {
+	opt.Source.keep()
 	cfg, err := opt.Source.Load()
 	if err != nil {
 		fmt.Fprintln(opt.Stderr, "ganger-init:", err)
