@@ -6,7 +6,8 @@
 # tests initialise and start themselves: no default cluster is wanted);
 # busybox-static (the ganger-busybox image that ganger-init's tests run in)
 # and the inits ganger-init is measured against: tini, dumb-init, runit and
-# s6.
+# s6; etcd-server and etcd-client (discovery's tests start their own etcd,
+# so the packaged service is disabled) and haproxy.
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
@@ -19,6 +20,9 @@ command -v tini-static >/dev/null 2>&1 || missing+=(tini)
 command -v dumb-init >/dev/null 2>&1 || missing+=(dumb-init)
 command -v runsvdir >/dev/null 2>&1 || missing+=(runit)
 command -v s6-svscan >/dev/null 2>&1 || missing+=(s6)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "ensure-test-deps: missing ${missing[*]}; install Debian's packages of those names" >&2
@@ -42,6 +46,12 @@ apt-get update -qq >/dev/null
 apt-get install -y -qq "${missing[@]}" >/dev/null
 # The registry package enables a registry on :5000; the tests start their own.
 systemctl disable --now docker-registry >/dev/null 2>&1 || true
+# Likewise etcd (on 127.0.0.1:2379) and haproxy: the tests run their own.
+for svc in etcd haproxy; do
+  systemctl disable --now "$svc" >/dev/null 2>&1 || true
+  # Without systemd the package's init script may have started it.
+  if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+done
 # Were a default PostgreSQL cluster made and started all the same, stop it:
 # the tests run their own servers.
 if command -v pg_lsclusters >/dev/null 2>&1; then
