@@ -40,6 +40,9 @@ type Config struct {
 	// executable.
 	InitBinary string `yaml:"init_binary"`
 
+	// Discovery finds more Docker hosts: agents registered in etcd.
+	Discovery Discovery `yaml:"discovery"`
+
 	warnings Errors // filled by Parse; see Warnings
 	dir      string // the file's directory, set by Load; see Dir
 }

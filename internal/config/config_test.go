@@ -322,6 +322,36 @@ func TestExampleWritesEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The discovery block is written in comments: uncommented, it parses,
+	// and holds every key.
+	var commented []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "# discovery:") || len(commented) > 0 && strings.HasPrefix(line, "#   ") {
+			commented = append(commented, strings.TrimPrefix(line, "# "))
+		}
+	}
+	block := strings.Join(commented, "\n") + "\n"
+	var bdoc yaml.Node
+	if err := yaml.Unmarshal([]byte(block), &bdoc); err != nil {
+		t.Fatalf("the commented discovery block: %v\n%s", err, block)
+	}
+	bpos, _ := index(&bdoc, reflect.TypeFor[Config]())
+	for _, k := range []string{"discovery.etcd.endpoints", "discovery.etcd.prefix", "discovery.etcd.tls.ca", "discovery.etcd.username",
+		"discovery.etcd.password_file", "discovery.etcd.lost_grace", "discovery.etcd.ttl", "discovery.docker_tls.key", "discovery.dial", "discovery.max_starts"} {
+		if _, ok := bpos.byPath[k]; !ok {
+			t.Errorf("examples/ganger.yaml's commented discovery block lacks %s", k)
+		}
+	}
+	for name := range yamlFields(reflect.TypeFor[Discovery]()) {
+		if _, ok := bpos.byPath["discovery."+name]; !ok {
+			t.Errorf("examples/ganger.yaml's commented discovery block lacks discovery.%s", name)
+		}
+	}
+	for name := range yamlFields(reflect.TypeFor[Etcd]()) {
+		if _, ok := bpos.byPath["discovery.etcd."+name]; !ok {
+			t.Errorf("examples/ganger.yaml's commented discovery block lacks discovery.etcd.%s", name)
+		}
+	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
@@ -333,6 +363,11 @@ func TestExampleWritesEveryKey(t *testing.T) {
 			p := join(path, name)
 			if p == "daemons[0].tls" {
 				continue // valid for tcp:// daemons only; the example's is unix://, and shows it in a comment
+			}
+			if p == "discovery" || p == "autoscale" {
+				// Set, they need an etcd: the example shows every key in
+				// comments, checked below.
+				continue
 			}
 			if _, ok := pos.byPath[p]; !ok {
 				t.Errorf("examples/ganger.yaml lacks %s", p)

@@ -127,9 +127,10 @@ func (c *Config) applyDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
-	if len(c.Daemons) == 0 {
-		c.Daemons = []Daemon{DaemonFromEnv()}
+	if len(c.Daemons) == 0 && c.Discovery.Etcd == nil {
+		c.Daemons = []Daemon{DaemonFromEnv()} // with discovery, no implicit local daemon
 	}
+	c.Discovery.applyDefaults()
 	for i := range c.Daemons {
 		c.Daemons[i].applyDefaults()
 	}

@@ -63,6 +63,7 @@ func (c *Config) validate(pos *positions) []Error {
 	}
 	v.services(c.Services)
 	v.global(c)
+	v.discovery(c)
 	v.store(c)
 	v.apiClash(c)
 	v.proxyRanges(c)
