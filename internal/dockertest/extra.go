@@ -30,11 +30,20 @@ type Extra struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	logf   *os.File
+	tls    *tlsNet // a TLS daemon's namespace and certificates (StartTLS); nil: none
 }
 
 // StartExtra starts extra daemon number i (1-9) and loads the demo image
 // into it unless bare. Paths stay short: a unix socket path has a limit.
 func StartExtra(i int, bare bool) (*Extra, error) {
+	e := newExtra(i)
+	if err := e.boot(e.makeBridge, bare); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func newExtra(i int) *Extra {
 	e := &Extra{
 		Name:   fmt.Sprintf("extra%d", i),
 		root:   fmt.Sprintf("/tmp/gd%d", i),
@@ -42,30 +51,46 @@ func StartExtra(i int, bare bool) (*Extra, error) {
 		subnet: fmt.Sprintf("10.222.%d.1/24", i),
 	}
 	e.Host = "unix://" + e.root + "/docker.sock"
-	e.cleanup() // what a crashed earlier run may have left
+	return e
+}
+
+// boot clears what a crashed earlier run may have left, makes e's
+// directory and, with setup, its network, starts dockerd and loads the
+// demo image unless bare. What a failure leaves is removed.
+func (e *Extra) boot(setup func() error, bare bool) error {
+	e.cleanup()
 	if err := os.MkdirAll(e.root, 0o755); err != nil {
-		return nil, err
+		return err
 	}
+	if err := setup(); err != nil {
+		e.cleanup()
+		return err
+	}
+	if err := e.start(); err != nil {
+		e.Stop()
+		return err
+	}
+	if !bare {
+		if err := e.LoadImage(Image); err != nil {
+			e.Stop()
+			return err
+		}
+	}
+	return nil
+}
+
+// makeBridge makes the bridge dockerd is told to use.
+func (e *Extra) makeBridge() error {
 	for _, args := range [][]string{
 		{"link", "add", "name", e.bridge, "type", "bridge"},
 		{"addr", "add", e.subnet, "dev", e.bridge},
 		{"link", "set", e.bridge, "up"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("ip %v: %v: %s", args, err, out)
+			return fmt.Errorf("ip %v: %v: %s", args, err, out)
 		}
 	}
-	if err := e.start(); err != nil {
-		e.Stop()
-		return nil, err
-	}
-	if !bare {
-		if err := e.LoadImage(Image); err != nil {
-			e.Stop()
-			return nil, err
-		}
-	}
-	return e, nil
+	return nil
 }
 
 func (e *Extra) start() error {
@@ -74,15 +99,7 @@ func (e *Extra) start() error {
 		return err
 	}
 	e.logf = logf
-	e.cmd = exec.Command("dockerd",
-		"--data-root", filepath.Join(e.root, "data"),
-		"--exec-root", filepath.Join(e.root, "exec"),
-		"--pidfile", filepath.Join(e.root, "docker.pid"),
-		"--host", e.Host,
-		"--bridge", e.bridge,
-		"--iptables=false", "--ip-masq=false",
-		"--storage-driver", "vfs",
-	)
+	e.cmd = e.command()
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
 	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := e.cmd.Start(); err != nil {
@@ -102,6 +119,23 @@ func (e *Extra) start() error {
 		}
 	}
 	return fmt.Errorf("dockerd %s did not answer within 60s; see %s/dockerd.log", e.Name, e.root)
+}
+
+// command is the dockerd to run: on the host's network with its own
+// bridge and iptables off, or a TLS daemon's (see StartTLS).
+func (e *Extra) command() *exec.Cmd {
+	args := []string{
+		"--data-root", filepath.Join(e.root, "data"),
+		"--exec-root", filepath.Join(e.root, "exec"),
+		"--pidfile", filepath.Join(e.root, "docker.pid"),
+		"--host", e.Host,
+		"--storage-driver", "vfs",
+	}
+	if e.tls != nil {
+		return e.tls.command(args)
+	}
+	args = append(args, "--bridge", e.bridge, "--iptables=false", "--ip-masq=false")
+	return exec.Command("dockerd", args...)
 }
 
 // LoadImage copies an image from the default daemon into this one.
@@ -173,6 +207,10 @@ func (e *Extra) cleanup() {
 			}
 		}
 	}
-	exec.Command("ip", "link", "del", e.bridge).Run()
+	if e.tls != nil {
+		e.tls.cleanup()
+	} else {
+		exec.Command("ip", "link", "del", e.bridge).Run()
+	}
 	os.RemoveAll(e.root)
 }
