@@ -6,6 +6,7 @@
 //	ganger serve --config FILE   run the daemon
 //	ganger check --config FILE   validate a config file, start nothing
 //	ganger reload --pid-file F   make a running ganger reload its config (SIGHUP)
+//	ganger agent --etcd URL ...  register this Docker host in etcd for Ganger to find
 //	ganger version               print the version
 package main
 
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return reload(args[1:], stdout, stderr)
 	case "ctl":
 		return ctl(args[1:], stdout, stderr)
+	case "agent":
+		return agent(args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "ganger %s\n", version)
 		return nil
@@ -70,6 +73,9 @@ Commands:
                         with --config, check FILE first and reload only if it is valid
   ctl [--api URL] [--token T] [--json] status|sessions|kill ID|drain D|undrain D|reload
                         see and steer a running ganger through its API
+  agent --etcd URL --name NAME --advertise IP [flags]
+                        run on a Docker host: register it in etcd for Ganger nodes to find;
+                        SIGTERM drains it, then deregisters (ganger agent -h for the flags)
   version               print the version
 `)
 }
