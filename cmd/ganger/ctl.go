@@ -19,6 +19,7 @@ const ctlUsage = `usage: ganger ctl [--api URL] [--token TOKEN] [--json] COMMAND
 commands:
   status          services and daemons
   sessions        live and recent sessions
+  hosts           Docker hosts: static and discovered, their state and load
   kill ID         end a session (its container is removed)
   drain DAEMON    no new containers on DAEMON; live ones finish
   undrain DAEMON  use DAEMON again
@@ -67,6 +68,8 @@ func ctl(args []string, stdout, stderr io.Writer) error {
 		return c.status(stdout, *asJSON)
 	case "sessions":
 		return c.sessions(stdout, *asJSON)
+	case "hosts":
+		return c.hosts(stdout, *asJSON)
 	case "kill":
 		body, err = c.do("DELETE", "/v1/sessions/"+rest[0])
 	case "drain", "undrain":
@@ -203,6 +206,28 @@ func (c *ctlClient) sessions(w io.Writer, asJSON bool) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", i.ID, state, i.Service, i.Client, i.Daemon, i.Container,
 				time.Duration(i.Duration*float64(time.Second)).Round(time.Millisecond), i.BytesIn, i.BytesOut, i.Outcome)
 		}
+	}
+	return tw.Flush()
+}
+
+func (c *ctlClient) hosts(w io.Writer, asJSON bool) error {
+	var hs []view.Host
+	body, err := c.get("/v1/hosts", &hs)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		w.Write(body)
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST	SOURCE	STATE	CONTAINERS	DOCKER	LAST SEEN")
+	for _, h := range hs {
+		seen := "-"
+		if h.LastSeen != nil {
+			seen = time.Since(*h.LastSeen).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", h.Name, h.Source, h.State, h.Containers, h.Capacity, h.Docker, seen)
 	}
 	return tw.Flush()
 }

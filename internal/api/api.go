@@ -70,6 +70,12 @@ type API struct {
 	Clients []Client
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// HostList lists the Docker hosts, static and discovered (GET
+	// /v1/hosts); nil: the daemons, as static hosts.
+	HostList func() []view.Host
+	// Degraded says what is not well though the node serves (etcd not
+	// answering, say); /readyz reports it. Nil: nothing.
+	Degraded func() []string
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -95,6 +101,7 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /{$}", a.reading(http.HandlerFunc(a.status)))
 	mux.Handle("GET /v1/services", a.reading(http.HandlerFunc(a.services)))
 	mux.Handle("GET /v1/daemons", a.reading(http.HandlerFunc(a.daemons)))
+	mux.Handle("GET /v1/hosts", a.reading(http.HandlerFunc(a.hosts)))
 	mux.Handle("GET /v1/sessions", a.reading(a.handle(a.sessions)))
 	mux.HandleFunc("DELETE /v1/sessions/{id}", a.mutating(a.kill))
 	mux.HandleFunc("POST /v1/daemons/{name}/drain", a.mutating(a.drain(true)))
@@ -223,6 +230,29 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) { writeJSON(w, 20
 
 func (a *API) daemons(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Daemons()) }
 
+// hosts: GET /v1/hosts, one object per Docker host.
+func (a *API) hosts(w http.ResponseWriter, r *http.Request) {
+	var out []view.Host
+	if a.HostList != nil {
+		out = a.HostList()
+	} else {
+		for _, d := range a.Node.Daemons() {
+			h := view.Host{Name: d.Name, Source: "static", State: "up", Containers: d.Containers, Capacity: d.Max}
+			switch {
+			case !d.Up:
+				h.State = "down"
+			case d.Drained:
+				h.State = "draining"
+			}
+			out = append(out, h)
+		}
+	}
+	if out == nil {
+		out = []view.Host{}
+	}
+	writeJSON(w, 200, out)
+}
+
 func (a *API) sessions(w http.ResponseWriter, r *http.Request) error {
 	live, recent := a.Node.Sessions()
 	if live == nil {
@@ -280,6 +310,12 @@ func (a *API) ready(w http.ResponseWriter, r *http.Request) {
 	if !a.Node.Ready() {
 		fail(w, 503, "not ready: no daemon is up, or not serving yet")
 		return
+	}
+	if a.Degraded != nil {
+		if why := a.Degraded(); len(why) > 0 {
+			writeJSON(w, 200, map[string]any{"status": "degraded", "reasons": why})
+			return
+		}
 	}
 	writeJSON(w, 200, map[string]string{"status": "ready"})
 }

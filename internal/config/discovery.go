@@ -137,3 +137,15 @@ func (v *validator) tlsFiles(p string, t *TLS) {
 		}
 	}
 }
+
+// Resolve fills in a daemon's defaults and checks it, as a configured
+// daemon is: for a daemon found at run time (an agent's host).
+func (d *Daemon) Resolve() error {
+	d.applyDefaults()
+	v := &validator{pos: &positions{}}
+	v.daemon("daemon "+d.Name, *d)
+	if len(v.errs) > 0 {
+		return Errors(v.errs)
+	}
+	return nil
+}

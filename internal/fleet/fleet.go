@@ -31,6 +31,10 @@ type Options struct {
 	// node that the fleet does not own: true leaves it (an instance that a
 	// live record owns, made by an earlier run and not adopted yet).
 	Keep func(ganger.Managed) bool
+	// Dynamic: daemons come and go while the fleet runs (discovery). It
+	// then starts with none answering, and an image on no daemon yet is
+	// not an error.
+	Dynamic bool
 }
 
 // Health says how daemons are watched.
@@ -233,11 +237,14 @@ func (f *Fleet) Start(ctx context.Context) error {
 			imageErrs[svc] = append(imageErrs[svc], e)
 		}
 	}
-	if len(errs) == len(members) {
+	switch {
+	case f.opt.Dynamic && len(errs) == len(members):
+		f.log.Warn("no daemon answers yet; discovered hosts will be used as they join", "listed", len(members))
+	case len(errs) == len(members):
 		return fmt.Errorf("no daemon answers: %w", errors.Join(errs...))
 	}
 	for _, img := range f.imageList() {
-		if !f.imageSomewhere(img.Service) {
+		if !f.opt.Dynamic && !f.imageSomewhere(img.Service) {
 			return fmt.Errorf("service %s: image %s is on no daemon that answers: %w", img.Service, img.Ref, errors.Join(imageErrs[img.Service]...))
 		}
 	}

@@ -11,11 +11,7 @@ import (
 // Daemons returns a Docker backend for every configured daemon, pulling
 // with the configured registry credentials (then the Docker CLI's).
 func Daemons(cfg *config.Config, log *slog.Logger) ([]fleet.Daemon, error) {
-	regs := make([]docker.Registry, 0, len(cfg.Registries))
-	for _, r := range cfg.Registries {
-		regs = append(regs, docker.Registry{Host: r.Host, Username: r.Username, Password: r.Password, PasswordFile: r.PasswordFile})
-	}
-	creds, err := docker.LoadCredentials(regs)
+	creds, err := credentials(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -31,6 +27,16 @@ func Daemons(cfg *config.Config, log *slog.Logger) ([]fleet.Daemon, error) {
 		out = append(out, fleet.Daemon{Name: dc.Name, Backend: d, MaxContainers: dc.MaxContainers, MaxStarts: dc.MaxStarts})
 	}
 	return out, nil
+}
+
+// credentials are the configured registry credentials (then the Docker
+// CLI's) every daemon pulls with.
+func credentials(cfg *config.Config) (*docker.Credentials, error) {
+	regs := make([]docker.Registry, 0, len(cfg.Registries))
+	for _, r := range cfg.Registries {
+		regs = append(regs, docker.Registry{Host: r.Host, Username: r.Username, Password: r.Password, PasswordFile: r.PasswordFile})
+	}
+	return docker.LoadCredentials(regs)
 }
 
 // DockerConfig is the Docker backend's view of a configured daemon.

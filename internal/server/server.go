@@ -35,6 +35,7 @@ type Server struct {
 
 	store     instance.Store    // nil without instance services
 	instances *instance.Manager // nil without instance services
+	disc      *discovered       // nil without discovery
 
 	reloadMu sync.Mutex // one reload at a time, start to end
 
@@ -67,6 +68,7 @@ func New(cfg *config.Config, daemons []fleet.Daemon, log *slog.Logger) (*Server,
 			Failures: cfg.Health.Failures,
 		},
 		Reconcile: cfg.Reconcile.D(),
+		Dynamic:   cfg.Discovers(),
 	})
 	for _, d := range daemons {
 		if err := f.Add(d); err != nil {
@@ -101,9 +103,17 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.openInstances(ctx); err != nil {
 		return err
 	}
-	if err := s.fleet.Start(ctx); err != nil {
+	if err := s.startDiscovery(ctx); err != nil {
 		s.closeStore()
 		return err
+	}
+	if err := s.fleet.Start(ctx); err != nil {
+		s.closeStore()
+		s.stopDiscovery()
+		return err
+	}
+	if s.disc != nil {
+		s.disc.watch()
 	}
 	if s.instances != nil {
 		if err := s.instances.Start(ctx); err != nil {
@@ -217,10 +227,14 @@ func (s *Server) shutdown(force context.Context) {
 	if s.instances != nil {
 		s.instances.Close() // instances live on: the next start takes them back
 	}
+	if s.disc != nil {
+		s.disc.stopWatch()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
 	s.fleet.Close(ctx)
 	s.closeStore()
+	s.stopDiscovery() // last: this node's id stays taken while it sweeps
 	s.log.Info("stopped")
 }
 
@@ -243,8 +257,18 @@ func (s *Server) Close() {
 	if s.instances != nil {
 		s.instances.Close()
 	}
+	if s.disc != nil {
+		s.disc.stopWatch()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), CleanupTimeout)
 	defer cancel()
 	s.fleet.Close(ctx)
 	s.closeStore()
+	s.stopDiscovery()
+}
+
+func (s *Server) stopDiscovery() {
+	if s.disc != nil {
+		s.disc.stop()
+	}
 }

@@ -53,6 +53,10 @@ func (s *Server) Drain(daemon string, on bool) error { return s.fleet.Drain(daem
 // Ready reports whether the node serves: started, and a daemon is up.
 func (s *Server) Ready() bool { return s.isServing() && s.fleet.Ready() }
 
+// Serving reports whether the node serves its services (with a daemon up
+// or not).
+func (s *Server) Serving() bool { return s.isServing() }
+
 // Fleet is the node's fleet.
 func (s *Server) Fleet() *fleet.Fleet { return s.fleet }
 
@@ -77,7 +81,7 @@ var (
 )
 
 func (g gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descInstances, descDaemonUp, descDaemonCtr, descStarting, descConns} {
+	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descInstances, descDaemonUp, descDaemonCtr, descStarting, descConns, descHosts} {
 		ch <- d
 	}
 }
@@ -96,6 +100,7 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	g.s.instanceGauges(ch)
+	g.s.hostGauges(ch)
 	for _, d := range g.s.Daemons() {
 		up := 0.0
 		if d.Up {

@@ -30,6 +30,9 @@ func (s *Server) trimWhenIdle(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		if s.disc != nil {
+			s.disc.sweepLost()
+		}
 		live, ended := 0, int64(0)
 		for _, svc := range s.serviceList() {
 			l, e := svc.Activity()

@@ -111,3 +111,20 @@ type Instance struct {
 	BytesOut   int64  `json:"bytes_out,omitempty"`
 	OwnerToken string `json:"owner_token,omitempty"`
 }
+
+// Host is one Docker host as GET /v1/hosts shows it: a daemon of the
+// config (static) or one an agent registered in etcd.
+type Host struct {
+	Name   string `json:"name"`
+	Source string `json:"source"` // static or etcd
+	// State is up, draining (no new containers: an operator's or the
+	// agent's drain), lost (its etcd key gone past lost_grace), or down
+	// (Ganger's own health checks fail).
+	State      string            `json:"state"`
+	Docker     string            `json:"docker,omitempty"`
+	Advertise  string            `json:"advertise,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	LastSeen   *time.Time        `json:"last_seen,omitempty"` // etcd: when its key was last there
+	Containers int               `json:"containers"`
+	Capacity   int               `json:"capacity"`
+}
