@@ -66,7 +66,8 @@ type Registration struct {
 // waitTaken has passed (a node restarted after kill -9 has a new id and
 // waits for its old lease to expire), then returns an error wrapping
 // ErrTaken that names the key and the holder. Other failures (etcd not
-// answering) are retried until ctx ends.
+// answering) are retried until ctx ends, but for etcd's refusals (no
+// credentials, permission denied), returned at once.
 //
 // Once registered, the key is kept alive in the background, independently
 // of ctx, until Revoke or the client's Close; value is called again at
@@ -124,6 +125,8 @@ func (r *Registration) first(ctx context.Context, waitTaken time.Duration) error
 			wait = min(wait, left, time.Second)
 		case ctx.Err() != nil:
 			return fmt.Errorf("register %s: %w (last error: %v)", r.key, ctx.Err(), err)
+		case errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrUserEmpty):
+			return fmt.Errorf("register %s: %w", r.key, err) // a setting to mend: no retry
 		case err.Error() != logged:
 			r.log.Warn("cannot register yet; retrying", "err", err)
 			logged = err.Error()

@@ -38,6 +38,8 @@ type Etcd struct {
 	bin        string
 	clientPort int
 	peerPort   int
+	serverTLS  *ClientTLS // the server's certificate and CA; nil: plain
+	tls        *ClientTLS // a client's files; nil: plain
 
 	mu   sync.Mutex
 	proc *process // nil while stopped
@@ -60,6 +62,12 @@ func New(t testing.TB) *Etcd {
 	if err != nil {
 		t.Fatalf("etcdtest: %v", err)
 	}
+	cleanup(t, e)
+	return e
+}
+
+// cleanup closes e at t's end, showing its log if t failed.
+func cleanup(t testing.TB, e *Etcd) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("etcd log (%s):\n%s", e.dir, tail(e.logPath()))
@@ -68,12 +76,13 @@ func New(t testing.TB) *Etcd {
 			t.Errorf("etcdtest: %v", err)
 		}
 	})
-	return e
 }
 
 // Start starts a server on free ports in a new directory; Close stops it
 // and removes the directory.
-func Start() (*Etcd, error) {
+func Start() (*Etcd, error) { return start(false) }
+
+func start(withTLS bool) (*Etcd, error) {
 	bin, err := binary()
 	if err != nil {
 		return nil, err
@@ -88,6 +97,12 @@ func Start() (*Etcd, error) {
 		return nil, err
 	}
 	e := &Etcd{dir: dir, bin: bin}
+	if withTLS {
+		if e.serverTLS, e.tls, err = makePKI(dir); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("certificates: %w", err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		if e.clientPort, e.peerPort, err = freePorts(); err != nil {
 			break
@@ -119,9 +134,15 @@ func binary() (string, error) {
 	return b, nil
 }
 
-// Endpoint is the client URL: http://127.0.0.1:port. It stays the same
-// across Stop and Restart.
-func (e *Etcd) Endpoint() string { return "http://127.0.0.1:" + strconv.Itoa(e.clientPort) }
+// Endpoint is the client URL: http://127.0.0.1:port (https:// for NewTLS).
+// It stays the same across Stop and Restart.
+func (e *Etcd) Endpoint() string {
+	scheme := "http"
+	if e.tls != nil {
+		scheme = "https"
+	}
+	return scheme + "://127.0.0.1:" + strconv.Itoa(e.clientPort)
+}
 
 // Dir is the server's directory (data/ and etcd.log).
 func (e *Etcd) Dir() string { return e.dir }
@@ -147,6 +168,10 @@ func (e *Etcd) start() error {
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 		"--initial-cluster", "etcdtest="+peer, "--initial-cluster-state", "new",
 		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn")
+	if st := e.serverTLS; st != nil {
+		cmd.Args = append(cmd.Args, "--cert-file", st.Cert, "--key-file", st.Key,
+			"--trusted-ca-file", st.CA, "--client-cert-auth")
+	}
 	cmd.Stdout, cmd.Stderr = out, out // stdin: /dev/null
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + e.dir, "TZ=UTC"}
 	if runtime.GOARCH != "amd64" {
@@ -197,6 +222,14 @@ func (e *Etcd) waitHealthy(p *process, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	hc := &http.Client{Timeout: time.Second}
+	if e.tls != nil {
+		tc, err := e.tls.tlsConfig()
+		if err != nil {
+			return err
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: tc}
+		defer hc.CloseIdleConnections()
+	}
 	var last error
 	for {
 		last = health(ctx, hc, e.Endpoint())
@@ -292,7 +325,11 @@ func (e *Etcd) Close() error {
 func (e *Etcd) Ctl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "etcdctl", append([]string{"--endpoints", e.Endpoint()}, args...)...)
+	flags := []string{"--endpoints", e.Endpoint()}
+	if c := e.tls; c != nil {
+		flags = append(flags, "--cacert", c.CA, "--cert", c.Cert, "--key", c.Key)
+	}
+	cmd := exec.CommandContext(ctx, "etcdctl", append(flags, args...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "ETCDCTL_API=3", "HOME=" + e.dir}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
