@@ -42,6 +42,8 @@ type Config struct {
 
 	// Discovery finds more Docker hosts: agents registered in etcd.
 	Discovery Discovery `yaml:"discovery"`
+	// Autoscale adds and removes hosts through hooks; nil: off.
+	Autoscale *Autoscale `yaml:"autoscale"`
 
 	warnings Errors // filled by Parse; see Warnings
 	dir      string // the file's directory, set by Load; see Dir

@@ -326,7 +326,7 @@ func TestExampleWritesEveryKey(t *testing.T) {
 	// and holds every key.
 	var commented []string
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "# discovery:") || len(commented) > 0 && strings.HasPrefix(line, "#   ") {
+		if strings.HasPrefix(line, "# discovery:") || strings.HasPrefix(line, "# autoscale:") || len(commented) > 0 && strings.HasPrefix(line, "#   ") {
 			commented = append(commented, strings.TrimPrefix(line, "# "))
 		}
 	}
@@ -345,6 +345,11 @@ func TestExampleWritesEveryKey(t *testing.T) {
 	for name := range yamlFields(reflect.TypeFor[Discovery]()) {
 		if _, ok := bpos.byPath["discovery."+name]; !ok {
 			t.Errorf("examples/ganger.yaml's commented discovery block lacks discovery.%s", name)
+		}
+	}
+	for name := range yamlFields(reflect.TypeFor[Autoscale]()) {
+		if _, ok := bpos.byPath["autoscale."+name]; !ok {
+			t.Errorf("examples/ganger.yaml's commented autoscale block lacks autoscale.%s", name)
 		}
 	}
 	for name := range yamlFields(reflect.TypeFor[Etcd]()) {

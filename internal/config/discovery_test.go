@@ -51,3 +51,25 @@ func TestDiscoveryErrors(t *testing.T) {
 		}
 	}
 }
+
+// autoscale: its defaults, its keyed errors, and it needs discovery.
+func TestAutoscaleConfig(t *testing.T) {
+	yml := withDiscovery + "autoscale:\n  up: {command: [/bin/up]}\n  down: {command: [/bin/down]}\n  standby_hosts: 2\n"
+	cfg, err := Parse("t.yaml", []byte(yml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.Autoscale.Engine()
+	if e.Interval != 5*time.Second || e.MaxHosts != 10 || e.StandbyHosts != 2 || e.ScaleUpAt != 0.7 || e.Up.Timeout != 5*time.Minute || e.Up.Command[0] != "/bin/up" {
+		t.Fatalf("engine config %+v", e)
+	}
+	for _, tc := range []struct{ yml, want string }{
+		{strings.Replace(yml, "standby_hosts: 2", "scale_up_at: 1.5", 1), "t.yaml:12: autoscale.scale_up_at: want a fraction in (0, 1]"},
+		{strings.Replace(yml, "  down: {command: [/bin/down]}\n", "", 1), "autoscale.down.command: want a command"},
+		{strings.Replace(yml, "discovery:\n  etcd:\n    endpoints: [http://127.0.0.1:2379]\n", "", 1), "autoscale: needs discovery.etcd"},
+	} {
+		if _, err := Parse("t.yaml", []byte(tc.yml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v; want %q", err, tc.want)
+		}
+	}
+}

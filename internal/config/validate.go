@@ -64,6 +64,7 @@ func (c *Config) validate(pos *positions) []Error {
 	v.services(c.Services)
 	v.global(c)
 	v.discovery(c)
+	v.autoscale(c)
 	v.store(c)
 	v.apiClash(c)
 	v.proxyRanges(c)
