@@ -97,6 +97,9 @@ func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Contex
 	a := &api.API{Node: srv, Metrics: srv.Metrics().Handler(), Reload: reload, ReloadTimeout: server.SetupTimeout,
 		Token: token, ReadToken: readToken, PublicRead: c.PublicRead, Hosts: c.Hosts, MaxConnections: c.MaxConnections,
 		Log: log.With("component", "api"), HostList: srv.Hosts, Degraded: srv.Degraded}
+	if sc := srv.Autoscale(); sc != nil {
+		a.Autoscale = sc
+	}
 	if m := srv.Instances(); m != nil {
 		a.Instances = newInstances(m, cfg)
 		a.InstanceServices = m.Services()

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ganger-dev/ganger/internal/autoscale"
 	"github.com/ganger-dev/ganger/internal/view"
 )
 
@@ -76,6 +77,8 @@ type API struct {
 	// Degraded says what is not well though the node serves (etcd not
 	// answering, say); /readyz reports it. Nil: nothing.
 	Degraded func() []string
+	// Autoscale is the node's autoscaler; nil: not configured.
+	Autoscale Autoscaler
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -102,6 +105,9 @@ func (a *API) Handler() http.Handler {
 	mux.Handle("GET /v1/services", a.reading(http.HandlerFunc(a.services)))
 	mux.Handle("GET /v1/daemons", a.reading(http.HandlerFunc(a.daemons)))
 	mux.Handle("GET /v1/hosts", a.reading(http.HandlerFunc(a.hosts)))
+	mux.Handle("GET /v1/autoscale", a.reading(http.HandlerFunc(a.autoscale)))
+	mux.HandleFunc("POST /v1/autoscale/pause", a.mutating(a.autoscalePause(true)))
+	mux.HandleFunc("POST /v1/autoscale/resume", a.mutating(a.autoscalePause(false)))
 	mux.Handle("GET /v1/sessions", a.reading(a.handle(a.sessions)))
 	mux.HandleFunc("DELETE /v1/sessions/{id}", a.mutating(a.kill))
 	mux.HandleFunc("POST /v1/daemons/{name}/drain", a.mutating(a.drain(true)))
@@ -229,6 +235,38 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 func (a *API) services(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Services()) }
 
 func (a *API) daemons(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, a.Node.Daemons()) }
+
+// Autoscaler is what the API shows and steers of the autoscaler.
+type Autoscaler interface {
+	Status() autoscale.Status
+	Pause()
+	Resume()
+}
+
+// autoscale: GET /v1/autoscale, the last decision and why.
+func (a *API) autoscale(w http.ResponseWriter, r *http.Request) {
+	if a.Autoscale == nil {
+		fail(w, 404, "autoscale is not configured")
+		return
+	}
+	writeJSON(w, 200, a.Autoscale.Status())
+}
+
+// autoscalePause: POST /v1/autoscale/pause and /resume.
+func (a *API) autoscalePause(pause bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if a.Autoscale == nil {
+			return &apiError{code: 404, msg: "autoscale is not configured"}
+		}
+		if pause {
+			a.Autoscale.Pause()
+		} else {
+			a.Autoscale.Resume()
+		}
+		writeJSON(w, 200, a.Autoscale.Status())
+		return nil
+	}
+}
 
 // hosts: GET /v1/hosts, one object per Docker host.
 func (a *API) hosts(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,10 @@ type discovered struct {
 	events *prometheus.CounterVec
 	creds  *docker.Credentials
 
+	// onAdd hears of each host added (the autoscaler settles its
+	// requests); called without d.mu held.
+	onAdd func(host string, at time.Time)
+
 	mu        sync.Mutex
 	hosts     map[string]*hostState
 	connected bool
@@ -140,6 +144,16 @@ func (d *discovered) stop() {
 // update takes the hosts etcd lists now (or, not connected, the last
 // known ones, unchanged).
 func (d *discovered) update(hosts map[string]discovery.Host, connected bool) {
+	added := d.apply(hosts, connected)
+	if d.onAdd != nil {
+		for _, name := range added {
+			d.onAdd(name, time.Now())
+		}
+	}
+}
+
+// apply is update under d.mu; it returns the hosts added.
+func (d *discovered) apply(hosts map[string]discovery.Host, connected bool) (added []string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if connected != d.connected {
@@ -151,7 +165,7 @@ func (d *discovered) update(hosts map[string]discovery.Host, connected bool) {
 	}
 	d.connected = connected
 	if !connected {
-		return
+		return nil
 	}
 	d.watching = true
 	now := time.Now()
@@ -174,6 +188,7 @@ func (d *discovered) update(hosts map[string]discovery.Host, connected bool) {
 				continue
 			}
 			d.hosts[name] = st
+			added = append(added, name)
 			d.events.WithLabelValues("added").Inc()
 			d.s.log.Info("discovery: host added", "host", name, "docker", h.Docker, "advertise", h.Advertise, "max_containers", h.MaxContainers)
 		case !st.goneAt.IsZero():
@@ -200,6 +215,7 @@ func (d *discovered) update(hosts map[string]discovery.Host, connected bool) {
 		d.s.log.Warn("discovery: a host's key is gone; it is lost unless it registers again", "host", name, "lost_grace", grace)
 		st.lostTime = time.AfterFunc(grace, func() { d.lose(name, st) })
 	}
+	return added
 }
 
 // lose marks a host whose key stayed gone past lost_grace: it takes no new

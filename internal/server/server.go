@@ -36,6 +36,7 @@ type Server struct {
 	store     instance.Store    // nil without instance services
 	instances *instance.Manager // nil without instance services
 	disc      *discovered       // nil without discovery
+	scale     *scaling          // nil without autoscale
 
 	reloadMu sync.Mutex // one reload at a time, start to end
 
@@ -114,6 +115,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	if s.disc != nil {
 		s.disc.watch()
+		s.startAutoscale()
 	}
 	if s.instances != nil {
 		if err := s.instances.Start(ctx); err != nil {
@@ -227,6 +229,7 @@ func (s *Server) shutdown(force context.Context) {
 	if s.instances != nil {
 		s.instances.Close() // instances live on: the next start takes them back
 	}
+	s.stopAutoscale()
 	if s.disc != nil {
 		s.disc.stopWatch()
 	}
@@ -257,6 +260,7 @@ func (s *Server) Close() {
 	if s.instances != nil {
 		s.instances.Close()
 	}
+	s.stopAutoscale()
 	if s.disc != nil {
 		s.disc.stopWatch()
 	}
