@@ -21,11 +21,15 @@ type Election struct {
 func (e *Election) Leading() bool { return e.leading.Load() }
 
 // Elect campaigns for <prefix>elections/<name> with value (who leads, for
-// operators) until ctx ends, leading whenever it wins.
+// operators) until ctx ends or the client closes, leading whenever it wins.
 func (c *Client) Elect(ctx context.Context, name, value string, ttl time.Duration) *Election {
 	e := &Election{done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(c.ctx, cancel) // Close ends the campaign too
 	c.wg.Go(func() {
 		defer close(e.done)
+		defer stop()
+		defer cancel()
 		b := c.newBackoff()
 		for ctx.Err() == nil && c.ctx.Err() == nil {
 			if err := c.campaign(ctx, e, name, value, ttl); err != nil && ctx.Err() == nil {
