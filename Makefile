@@ -61,6 +61,7 @@ bench: image redis-image busybox-image test-deps
 	$(GO) test -count=1 -run '^$$' -bench 'SharedMemory' -benchtime 1x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkInit' -benchtime 1x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'GangerInit' -benchtime 40x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'HostDiscovery' -benchtime 1x -timeout 10m ./bench/
 
 ## fuzz: fuzz the config parser for FUZZTIME (default 60s); what it finds lands in internal/config/testdata/fuzz
 fuzz:

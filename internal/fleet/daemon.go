@@ -106,7 +106,7 @@ func (f *Fleet) sameEngine(m *member, identity string) string {
 // on it go on (proxying never goes through the daemon). When it answers
 // again it rejoins.
 func (m *member) healthLoop(ctx context.Context) {
-	tick(ctx, m.f.opt.Health.Interval, func() {
+	step := func() {
 		if m.f.isUp(m.name) {
 			m.check(ctx, m.f.opt.Health.Failures)
 			return
@@ -116,7 +116,11 @@ func (m *member) healthLoop(ctx context.Context) {
 		} else if errors.Is(err, errSameEngine) {
 			m.f.log.Error("daemon not used", "daemon", m.name, "err", err)
 		}
-	})
+	}
+	if !m.f.isUp(m.name) {
+		step() // a daemon added at run time (a discovered host) joins at once
+	}
+	tick(ctx, m.f.opt.Health.Interval, step)
 }
 
 // check pings an up daemon once and marks it down if that makes failures
