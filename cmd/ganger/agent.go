@@ -43,6 +43,7 @@ type agentConfig struct {
 	ttl              time.Duration
 	drainTimeout     time.Duration
 	etcdTLS          discovery.TLSFiles
+	dockerTLS        docker.TLS
 	etcdUser         string
 	etcdPasswordFile string
 	logLevel         string
@@ -77,6 +78,9 @@ func parseAgentFlags(args []string, stderr io.Writer) (*agentConfig, error) {
 	f.Var(&cfg.labels, "labels", "host labels k=v[,k=v...] (repeatable)")
 	f.DurationVar(&cfg.ttl, "ttl", 10*time.Second, "lease TTL: the key goes this long after the agent dies")
 	f.DurationVar(&cfg.drainTimeout, "drain-timeout", 10*time.Minute, "on SIGTERM, wait at most this long for Ganger's containers here to end")
+	f.StringVar(&cfg.dockerTLS.CA, "docker-ca", "", "CA of a tcp:// daemon's TLS certificate (PEM); with --docker-cert and --docker-key (else DOCKER_TLS_VERIFY and DOCKER_CERT_PATH)")
+	f.StringVar(&cfg.dockerTLS.Cert, "docker-cert", "", "client certificate for a tcp:// daemon (PEM)")
+	f.StringVar(&cfg.dockerTLS.Key, "docker-key", "", "client key for a tcp:// daemon (PEM)")
 	f.StringVar(&cfg.etcdTLS.CA, "etcd-ca", "", "CA of etcd's server certificate (PEM)")
 	f.StringVar(&cfg.etcdTLS.Cert, "etcd-cert", "", "client certificate for etcd (PEM)")
 	f.StringVar(&cfg.etcdTLS.Key, "etcd-key", "", "client key for etcd (PEM)")
@@ -122,6 +126,10 @@ func (c *agentConfig) check(extra int) error {
 		return errors.New("--drain-timeout: want 0 or more")
 	case c.etcdUser == "" && c.etcdPasswordFile != "":
 		return errors.New("--etcd-password-file needs --etcd-username")
+	case c.dockerTLS != (docker.TLS{}) && (c.dockerTLS.CA == "" || c.dockerTLS.Cert == "" || c.dockerTLS.Key == ""):
+		return errors.New("--docker-ca, --docker-cert and --docker-key go together")
+	case c.dockerTLS != (docker.TLS{}) && !strings.HasPrefix(c.docker, "tcp://"):
+		return errors.New("--docker-ca, --docker-cert and --docker-key apply to a tcp:// --docker")
 	}
 	return nil
 }
@@ -220,7 +228,10 @@ func runAgent(cfg *agentConfig, log *slog.Logger) error {
 // pingDocker makes a client of the daemon and checks that it answers.
 func pingDocker(ctx context.Context, cfg *agentConfig, log *slog.Logger) (*docker.Daemon, error) {
 	dc := docker.Config{Name: cfg.name, Host: cfg.docker}
-	if t := config.DaemonFromEnv().TLS; t != nil {
+	if cfg.dockerTLS != (docker.TLS{}) {
+		t := cfg.dockerTLS
+		dc.TLS = &t
+	} else if t := config.DaemonFromEnv().TLS; t != nil {
 		dc.TLS = &docker.TLS{CA: t.CA, Cert: t.Cert, Key: t.Key}
 	}
 	d, err := docker.New(dc, nil, log)

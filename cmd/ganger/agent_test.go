@@ -289,3 +289,31 @@ func TestAgentID(t *testing.T) {
 		t.Errorf("state dir mode %v; want 0700", fi.Mode().Perm())
 	}
 }
+
+// An agent for a tcp:// daemon behind TLS (--tlsverify): with the right
+// CA and client certificate it registers; with another CA it exits,
+// naming the file.
+func TestAgentTLSDocker(t *testing.T) {
+	dockertest.Daemon(t)
+	td, err := dockertest.StartTLS(11, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { td.Stop() })
+	e := etcdtest.New(t)
+	c := etcdClient(t, e)
+	pki := td.PKI
+	p := startAgent(t, e, "tls-host", t.TempDir(), "--docker", td.TCP, "--advertise", td.IP,
+		"--docker-ca", pki.CA, "--docker-cert", pki.ClientCert, "--docker-key", pki.ClientKey)
+	h := waitHost(t, c, "tls-host", "")
+	if h.Docker != td.TCP {
+		t.Fatalf("registered %+v; want docker %s", h, td.TCP)
+	}
+	p.cmd.Process.Kill()
+	out, err := exec.Command(binary, "agent", "--etcd", e.Endpoint(), "--prefix", agentPrefix, "--name", "tls-wrong",
+		"--docker", td.TCP, "--advertise", td.IP, "--state-dir", t.TempDir(),
+		"--docker-ca", pki.WrongCA, "--docker-cert", pki.ClientCert, "--docker-key", pki.ClientKey).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), pki.WrongCA) {
+		t.Fatalf("with another CA: %v; want exit 1 naming %s\n%s", err, pki.WrongCA, out)
+	}
+}
