@@ -93,6 +93,8 @@ func (f *scaleFleet) Snapshot() autoscale.Snapshot {
 		switch {
 		case used > 0:
 			delete(f.idle, dv.Name)
+		case f.idle[dv.Name].IsZero() && h.Autoscaled && !h.Registered.IsZero():
+			f.idle[dv.Name] = h.Registered // empty since it came
 		case f.idle[dv.Name].IsZero():
 			f.idle[dv.Name] = now
 		}

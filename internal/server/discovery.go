@@ -147,7 +147,11 @@ func (d *discovered) update(hosts map[string]discovery.Host, connected bool) {
 	added := d.apply(hosts, connected)
 	if d.onAdd != nil {
 		for _, name := range added {
-			d.onAdd(name, time.Now())
+			at := hosts[name].RegisteredAt // when its agent registered it, not when this node heard
+			if at.IsZero() {
+				at = time.Now()
+			}
+			d.onAdd(name, at)
 		}
 	}
 }
