@@ -478,7 +478,7 @@ func TestEngineControl(t *testing.T) {
 			return st[name].State == "running" && st[name].PID > 0 && st[name].PID != not
 		}
 	}
-	st := c.until("never both running", func(st map[string]initproto.Process) bool {
+	c.until("never both running", func(st map[string]initproto.Process) bool {
 		return running("one", 0)(st) && running("two", 0)(st)
 	})
 	if out := c.mustExec("/ganger-init", "ctl", "status"); !strings.Contains(out, "NAME") || !strings.Contains(out, "two") {
@@ -498,11 +498,11 @@ func TestEngineControl(t *testing.T) {
 
 	var p initproto.Process
 	c.ctl(&p, "stop", "one")
-	st = c.until("one never stopped", func(st map[string]initproto.Process) bool {
+	c.until("one never stopped", func(st map[string]initproto.Process) bool {
 		return st["one"].State == "down" && st["one"].PID == 0
 	})
 	c.ctl(&p, "start", "one")
-	st = c.until("one never started again", running("one", 0))
+	st := c.until("one never started again", running("one", 0))
 
 	two := st["two"].PID
 	c.ctl(&p, "restart", "two")

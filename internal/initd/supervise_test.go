@@ -332,7 +332,7 @@ func TestControl(t *testing.T) {
 		st, err = c.Status(ctx)
 		return err == nil && len(st.Processes) == 2 && st.Processes[0].State == "running" && st.Processes[1].State == "running"
 	})
-	pidA, pidB := st.Processes[0].PID, st.Processes[1].PID
+	pidA := st.Processes[0].PID
 	if lines, err := c.Log(ctx, "a", 10); err != nil || len(lines) != 1 || lines[0] != "a up" {
 		t.Fatalf("log a: %q, %v", lines, err)
 	}
@@ -356,7 +356,7 @@ func TestControl(t *testing.T) {
 		return st.Processes[0].State == "running" && st.Processes[0].PID != pidA
 	})
 	st, _ = c.Status(ctx)
-	pidA, pidB = st.Processes[0].PID, st.Processes[1].PID
+	pidA, pidB := st.Processes[0].PID, st.Processes[1].PID
 	if err := c.Signal(ctx, "a", "NOPE"); err == nil || !strings.Contains(err.Error(), "unknown signal") {
 		t.Fatalf("a bad signal: %v", err)
 	}

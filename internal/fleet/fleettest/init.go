@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/ganger-dev/ganger"
@@ -21,7 +20,7 @@ func BuildInit(t testing.TB, unique bool) ganger.Init {
 	path := filepath.Join(t.TempDir(), "ganger-init")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("build ganger-init: no go in PATH: %v", err)
 	}
 	cmd := exec.Command(goBin, "build", "-trimpath", "-ldflags", "-s -w", "-o", path, "github.com/ganger-dev/ganger/cmd/ganger-init")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
