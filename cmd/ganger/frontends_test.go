@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -165,6 +166,10 @@ func (f *frontEnd) waitHost(t *testing.T, host string) {
 		call(t, "GET", f.api+"/v1/hosts", token, &hosts)
 		return len(hosts) == 1 && hosts[0].Name == host && hosts[0].Source == "etcd" && hosts[0].State == "up"
 	})
+	out, err := ctlRun(t, "--api", f.api, "--token", token, "hosts")
+	if err != nil || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(host)+`\s+etcd\s+up\s+\d+/\d+\s`).MatchString(out) {
+		t.Fatalf("ctl hosts on %s: %v\n%s", f.node, err, out)
+	}
 }
 
 // holdOnEach opens sessions through haproxy at front until each node
