@@ -81,6 +81,17 @@ func TestDiscoveredHosts(t *testing.T) {
 	if got := expectClosed(t, refused); string(got) != "none\n" {
 		t.Fatalf("a new session with the only host lost: %q; want the queue's refusal", got)
 	}
+
+	// Registered again (an agent stopped past its TTL, then continued):
+	// the host is used again, its live session untouched.
+	reg = registerHost(t, c, "h1")
+	dockertest.Eventually(t, 30*time.Second, "h1 never back from lost", func() bool { v, _ := host(h, "h1"); return v.State == "up" })
+	open.Write([]byte("after the return\n"))
+	if got := readLine(t, open, r); got != "after the return" {
+		t.Fatalf("the open session once its host returned: %q", got)
+	}
+	reg.Revoke(context.Background())
+	dockertest.Eventually(t, 30*time.Second, "h1 never lost again", func() bool { v, _ := host(h, "h1"); return v.State == "lost" })
 	open.Close()
 	dockertest.Eventually(t, 30*time.Second, "the lost host, empty, never left the fleet", func() bool { _, ok := host(h, "h1"); return !ok })
 
