@@ -79,7 +79,9 @@ func (f *scaleFleet) Snapshot() autoscale.Snapshot {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	present := map[string]bool{}
 	for _, dv := range f.s.fleet.Daemons() {
+		present[dv.Name] = true
 		used := dv.Containers + dv.Others
 		h := autoscale.Host{Name: dv.Name, Up: dv.Up, Draining: dv.Drained, Used: used, Capacity: dv.Max}
 		if t, ok := reg[dv.Name]; ok {
@@ -90,16 +92,23 @@ func (f *scaleFleet) Snapshot() autoscale.Snapshot {
 			}
 			h.Registered = f.first[dv.Name]
 		}
+		since, seen := f.idle[dv.Name]
 		switch {
 		case used > 0:
-			delete(f.idle, dv.Name)
-		case f.idle[dv.Name].IsZero() && h.Autoscaled && !h.Registered.IsZero():
-			f.idle[dv.Name] = h.Registered // empty since it came
-		case f.idle[dv.Name].IsZero():
+			f.idle[dv.Name] = time.Time{} // busy: idle again from when it empties
+		case !seen && h.Autoscaled && !h.Registered.IsZero():
+			f.idle[dv.Name] = h.Registered // never used: empty since it came
+		case since.IsZero():
 			f.idle[dv.Name] = now
 		}
 		h.IdleSince = f.idle[dv.Name]
 		snap.Hosts = append(snap.Hosts, h)
+	}
+	for name := range f.idle { // a host gone: one back under its name starts afresh
+		if !present[name] {
+			delete(f.idle, name)
+			delete(f.first, name)
+		}
 	}
 	for _, sv := range f.s.Services() {
 		snap.Queued += sv.Queued
