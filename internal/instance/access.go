@@ -37,6 +37,7 @@ type gate struct {
 	id   string
 	svc  *Service
 	lns  map[int]net.Listener // by container port
+	keys []string             // the addresses it holds in m.bound
 	ctx  context.Context      // ends every connection when the gate closes
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -63,16 +64,17 @@ func (m *Manager) openGate(svc *Service, id string, ports map[int]int) (*gate, e
 	}
 	for _, p := range svc.Ports {
 		var ln net.Listener
+		var key string
 		var err error
 		if hp, ok := ports[p]; ok {
-			ln, err = m.bind(svc.Proxy, hp)
+			ln, key, err = m.bind(svc.Proxy, hp)
 		} else {
-			ln, err = m.bindFree(svc.Proxy)
+			ln, key, err = m.bindFree(svc.Proxy)
 		}
 		if err != nil {
 			return fail(fmt.Errorf("port %d: %w", p, err))
 		}
-		g.lns[p] = ln
+		g.lns[p], g.keys = ln, append(g.keys, key)
 	}
 	m.mu.Lock()
 	m.gates[id] = g
@@ -85,32 +87,32 @@ func (m *Manager) openGate(svc *Service, id string, ports map[int]int) (*gate, e
 
 // bind listens on port of the proxy's address, unless this node has given
 // it to another instance already.
-func (m *Manager) bind(px *Proxy, port int) (net.Listener, error) {
+func (m *Manager) bind(px *Proxy, port int) (net.Listener, string, error) {
 	addr := net.JoinHostPort(px.ListenIP, strconv.Itoa(port))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.bound[addr] {
-		return nil, fmt.Errorf("listen on %s: taken by another instance", addr)
+		return nil, "", fmt.Errorf("listen on %s: taken by another instance", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	m.bound[addr] = true
-	return ln, nil
+	return ln, addr, nil
 }
 
 // bindFree listens on a free port of the range, starting the search at a
 // random one (a port just freed is the last to be given again).
-func (m *Manager) bindFree(px *Proxy) (net.Listener, error) {
+func (m *Manager) bindFree(px *Proxy) (net.Listener, string, error) {
 	n := px.High - px.Low + 1
 	start := rand.IntN(n)
 	for i := range n {
-		if ln, err := m.bind(px, px.Low+(start+i)%n); err == nil {
-			return ln, nil
+		if ln, key, err := m.bind(px, px.Low+(start+i)%n); err == nil {
+			return ln, key, nil
 		}
 	}
-	return nil, fmt.Errorf("%w (%d-%d)", ErrNoPort, px.Low, px.High)
+	return nil, "", fmt.Errorf("%w (%d-%d)", ErrNoPort, px.Low, px.High)
 }
 
 // closeGate stops listening, ends the gate's connections and waits for
@@ -125,8 +127,8 @@ func (m *Manager) closeGate(g *gate) {
 	}
 	g.wg.Wait()
 	m.mu.Lock()
-	for _, ln := range g.lns {
-		delete(m.bound, ln.Addr().String())
+	for _, key := range g.keys {
+		delete(m.bound, key)
 	}
 	if m.gates[g.id] == g {
 		delete(m.gates, g.id)
@@ -195,7 +197,8 @@ func (m *Manager) accept(g *gate, port int, ln net.Listener) {
 // serve proxies one client connection to the container.
 func (m *Manager) serve(g *gate, client *net.TCPConn, addr string) {
 	var st proxy.Stats
-	up, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	d := net.Dialer{Timeout: 5 * time.Second}
+	up, err := d.DialContext(g.ctx, "tcp", addr)
 	if err != nil {
 		client.Close()
 		m.log.Warn("instance connection failed: cannot reach its container", "instance", g.id, "err", err)

@@ -114,3 +114,35 @@ func TestInstanceProxy(t *testing.T) {
 		t.Fatal("an ended instance's port still answers")
 	}
 }
+
+// Listening everywhere (0.0.0.0, as by default), an ended instance gives
+// its ports back: a range of one instance's worth serves one after
+// another; a restart keeps telling clients Ganger's host.
+func TestInstanceProxyPortsFreed(t *testing.T) {
+	t.Parallel()
+	fake := fleettest.New(t, "img")
+	svc := proxied()
+	svc.Ports = []int{7777}
+	svc.Proxy.ListenIP, svc.Proxy.Host = "0.0.0.0", "ganger.example"
+	svc.Proxy.High = svc.Proxy.Low + 1
+	r := newRig(t, fake, filepath.Join(t.TempDir(), "g.db"), newClock(), svc)
+	ctx := context.Background()
+	for i := range 5 {
+		rec, _, _, err := r.m.Create(ctx, "redis", "a", 0)
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+		if rec.Host != "ganger.example" {
+			t.Fatalf("host %q", rec.Host)
+		}
+		if i == 0 {
+			re, err := r.m.Restart(ctx, rec.ID)
+			if err != nil || re.Host != "ganger.example" {
+				t.Fatalf("restart: %+v, %v; want Ganger's host kept", re, err)
+			}
+		}
+		if _, err := r.m.Delete(ctx, rec.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

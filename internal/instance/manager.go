@@ -553,14 +553,30 @@ func (m *Manager) Restart(ctx context.Context, id string) (Record, error) {
 	if old != nil {
 		old.Destroy()
 		<-old.Gone()
+	} else if rec.Container != "" {
+		// Not held here (its daemon did not answer at start-up): its
+		// container goes first all the same, or it would stay for good.
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := m.env.Fleet.RemoveOther(rctx, rec.Daemon, rec.Container)
+		cancel()
+		if err != nil {
+			return rec, fmt.Errorf("%w %s on %s: %v", ErrRemove, rec.Container, rec.Daemon, err)
+		}
+		m.mu.Lock()
+		delete(m.kept, id)
+		m.mu.Unlock()
 	}
 	c, ports, err := m.start(ctx, svc, rec, rec.Ports)
 	if err != nil {
 		m.failed(ctx, rec, "restart failed: "+err.Error())
 		return rec, err
 	}
+	host := c.Host()
+	if svc.Proxy != nil {
+		host = svc.Proxy.Host
+	}
 	rec, err = m.env.Store.Update(context.WithoutCancel(ctx), id, func(r *Record) error {
-		r.Daemon, r.Container, r.Host, r.Ports = c.Daemon(), c.ID(), c.Host(), ports
+		r.Daemon, r.Container, r.Host, r.Ports = c.Daemon(), c.ID(), host, ports
 		return nil
 	})
 	if err != nil {
@@ -568,6 +584,7 @@ func (m *Manager) Restart(ctx context.Context, id string) (Record, error) {
 		return rec, err
 	}
 	m.hold(id, c)
+	m.dl.Set(id, rec.ExpiresAt) // an expiry that came during the restart found it ending
 	m.log.Info("instance restarted", "instance", id, "daemon", rec.Daemon)
 	return rec, nil
 }
