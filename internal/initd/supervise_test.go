@@ -541,3 +541,54 @@ func TestConfigEnvNotInherited(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, r.out)
 	}
 }
+
+// A main process that cannot start stops everything: nothing else is
+// started after, and nothing is left running when ganger-init exits.
+func TestMainCannotStart(t *testing.T) {
+	t.Parallel()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	for range 5 {
+		r, _ := config(t, `processes:
+  a: {cmd: ["/no/such/command"], main: true, restart: never}
+  b: {cmd: ["sh", "-c", "echo $$ > `+pidFile+`; exec sleep 1000"]}
+`)
+		if code := r.wait(); code != 127 {
+			t.Fatalf("exit %d; want 127\n%s", code, r.out)
+		}
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); alive(pid) {
+				syscall.Kill(pid, syscall.SIGKILL)
+				t.Fatalf("b (%d) outlived ganger-init\n%s", pid, r.out)
+			}
+		}
+		if strings.Contains(r.out.String(), "panic") {
+			t.Fatalf("ganger-init panicked:\n%s", r.out)
+		}
+	}
+}
+
+// A process removed by a reload and added back by the next, before it
+// stopped, runs again.
+func TestReloadRemovedThenBack(t *testing.T) {
+	t.Parallel()
+	yml := `processes:
+  a: {cmd: ["sleep", "1000"]}
+  x: {cmd: ["sh", "-c", "echo x up; trap 'sleep 0.5; exit 0' TERM; while :; do sleep 0.05; done"]}
+`
+	r, sock := config(t, yml)
+	c := initproto.NewUnix(sock)
+	ctx := context.Background()
+	r.until("[x] x up")
+	path := strings.TrimSuffix(sock, "ctl.sock") + "init.yaml"
+	os.WriteFile(path, []byte("processes:\n  a: {cmd: [\"sleep\", \"1000\"]}\n"), 0o644)
+	if res, err := c.Reload(ctx); err != nil || strings.Join(res.Removed, ",") != "x" {
+		t.Fatalf("reload without x: %+v, %v", res, err)
+	}
+	os.WriteFile(path, []byte(yml), 0o644)
+	if res, err := c.Reload(ctx); err != nil || strings.Join(res.Added, ",") != "x" {
+		t.Fatalf("reload with x back: %+v, %v", res, err)
+	}
+	eventually(t, "x never ran again", func() bool { return strings.Count(r.out.String(), "[x] x up") == 2 })
+	r.signal(syscall.SIGTERM)
+	r.wait()
+}

@@ -59,6 +59,7 @@ type Supervisor struct {
 
 	pumps     sync.WaitGroup // output readers: drained before exiting
 	shutting  bool
+	cleaning  bool // the last step of the stop (what is left, then exit) has begun
 	fatalCode int    // set when a required process failed for good
 	lastOwn   string // the last process to exit on its own
 	finished  chan struct{}
@@ -270,6 +271,9 @@ func (s *Supervisor) schedule() {
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.procs)) {
 		p := s.procs[name]
+		if s.shutting {
+			return // a failed start just stopped everything
+		}
 		if p.state != stDown || p.held || p.removed {
 			continue
 		}
@@ -308,7 +312,7 @@ func (s *Supervisor) start(p *proc) {
 		s.log.Error("cannot start", "process", p.name, "err", err)
 		p.started = time.Now()
 		p.state = stRunning
-		s.exited(p, gen, Status{Code: 127})
+		go s.post(func() { s.exited(p, gen, Status{Code: 127}) }) // in turn, like any exit
 		return
 	}
 	p.pid, p.started = pid, time.Now()
@@ -513,10 +517,20 @@ func (s *Supervisor) runScript(ctx context.Context, p *proc, argv []string) {
 }
 
 func (s *Supervisor) afterExit(p *proc, st Status, asked bool) {
+	if p.removed && s.procs[p.name] == p && !asked && !s.shutting {
+		p.state = stDown // gone from the config while it ran its finish script
+		delete(s.procs, p.name)
+		s.closeLog(p)
+		s.schedule()
+		s.checkDone()
+		return
+	}
 	if asked || s.shutting {
 		p.state = stDown
 		if p.removed {
-			delete(s.procs, p.name)
+			if s.procs[p.name] == p {
+				delete(s.procs, p.name)
+			}
 			s.closeLog(p)
 		} else if p.next != nil {
 			p.spec, p.next = p.next, nil
@@ -644,7 +658,8 @@ func (s *Supervisor) stopNext() {
 			s.stop(p, false)
 		}
 	}
-	if running == 0 {
+	if running == 0 && !s.cleaning {
+		s.cleaning = true // once: a late exit comes back here
 		s.cancel()
 		go func() {
 			cleanUp(s.reaper, s.cfg.ShutdownGrace, s.log)
@@ -765,15 +780,27 @@ func (s *Supervisor) reload() (initproto.Reload, error) {
 		p := s.procs[name]
 		spec, ok := cfg.Processes[name]
 		switch {
+		case ok && p.removed:
+			// Removed by an earlier reload, back before it stopped.
+			r.Added = append(r.Added, name)
+			p.removed, p.held = false, false
+			if p.pid > 0 || p.finishing {
+				p.next, p.again = spec, true
+			} else {
+				p.spec, p.backoff, p.restarts, p.recent, p.state = spec, spec.Backoff.Initial, 0, nil, stDown
+			}
+		case !ok && p.removed:
 		case !ok:
 			r.Removed = append(r.Removed, name)
 			p.removed, p.held = true, true
 			if p.retry != nil {
 				p.retry.Stop()
 			}
-			if p.pid > 0 {
+			switch {
+			case p.pid > 0:
 				s.stop(p, false)
-			} else {
+			case p.finishing: // its finish script ends it
+			default:
 				delete(s.procs, name)
 				s.closeLog(p)
 			}
