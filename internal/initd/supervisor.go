@@ -59,7 +59,7 @@ type Supervisor struct {
 
 	pumps     sync.WaitGroup // output readers: drained before exiting
 	shutting  bool
-	cleaning  bool // the last step of the stop (what is left, then exit) has begun
+	cleaning  bool   // the last step of the stop (what is left, then exit) has begun
 	fatalCode int    // set when a required process failed for good
 	lastOwn   string // the last process to exit on its own
 	finished  chan struct{}
