@@ -63,6 +63,16 @@ func (f *Fleet) Listed(ctx context.Context, daemon string) ([]ganger.Managed, er
 	return m.b.ListManaged(ctx, f.opt.Node)
 }
 
+// ListAll lists every node's Ganger containers on a daemon, from the
+// daemon now (not as last reconciled).
+func (f *Fleet) ListAll(ctx context.Context, daemon string) ([]ganger.Managed, error) {
+	m := f.member(daemon)
+	if m == nil {
+		return nil, fmt.Errorf("no daemon %s", daemon)
+	}
+	return m.b.ListManaged(ctx, "")
+}
+
 // RemoveOther removes a container that another node made and keeps (an
 // instance deleted through this node's API, when several front-ends share
 // one store): the daemon removes it, and its own node sees it go. It

@@ -31,6 +31,7 @@ type member struct {
 	watch   map[string]*Container // by container id: those whose exit is awaited
 	unowned map[string]bool       // by name: seen unowned by the last reconcile
 	inits   map[string]*provision // by digest: ganger-init provided here, or being
+	drains  map[string]bool       // why it takes no new container (see DrainFor)
 }
 
 func (m *member) engineInfo() ganger.Engine {

@@ -336,12 +336,37 @@ func (f *Fleet) Ready() bool {
 
 // Drain stops (on) or resumes (off) new containers on a daemon; live ones
 // finish.
-func (f *Fleet) Drain(name string, on bool) error {
-	if f.member(name) == nil {
+func (f *Fleet) Drain(name string, on bool) error { return f.DrainFor(name, DrainOperator, on) }
+
+// Why a daemon is drained. Each holder sets and clears its own: the
+// daemon takes no new container while any holds.
+const (
+	DrainOperator  = "operator"  // the API, ganger ctl drain
+	DrainAgent     = "agent"     // its agent is stopping
+	DrainLost      = "lost"      // its etcd key is gone past lost_grace
+	DrainAutoscale = "autoscale" // on its way out
+)
+
+// DrainFor sets or clears one reason for a daemon to take no new
+// container.
+func (f *Fleet) DrainFor(name, reason string, on bool) error {
+	m := f.member(name)
+	if m == nil {
 		return fmt.Errorf("daemon %s: %w", name, ErrNoDaemon)
 	}
-	f.sched.SetDrained(name, on)
-	f.log.Info("daemon drain changed", "daemon", name, "drained", on)
+	m.mu.Lock()
+	if m.drains == nil {
+		m.drains = map[string]bool{}
+	}
+	if on {
+		m.drains[reason] = true
+	} else {
+		delete(m.drains, reason)
+	}
+	drained := len(m.drains) > 0
+	m.mu.Unlock()
+	f.sched.SetDrained(name, drained)
+	f.log.Info("daemon drain changed", "daemon", name, "reason", reason, "on", on, "drained", drained)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ganger-dev/ganger/internal/autoscale"
+	"github.com/ganger-dev/ganger/internal/fleet"
 )
 
 // scaling is the node's autoscaler: the engine of internal/autoscale over
@@ -116,14 +117,23 @@ func (f *scaleFleet) Snapshot() autoscale.Snapshot {
 	return snap
 }
 
-func (f *scaleFleet) Drain(host string, on bool) error { return f.s.fleet.Drain(host, on) }
+func (f *scaleFleet) Drain(host string, on bool) error {
+	return f.s.fleet.DrainFor(host, fleet.DrainAutoscale, on)
+}
 
 // Busy: a container of any node's on the host (a session, a pooled or
-// shared container, an instance): it stays.
+// shared container, an instance), asked of the daemon now: other
+// front-ends place there too. A daemon that does not answer is busy.
 func (f *scaleFleet) Busy(host string) bool {
-	for _, dv := range f.s.fleet.Daemons() {
-		if dv.Name == host {
-			return dv.Containers+dv.Others > 0
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cs, err := f.s.fleet.ListAll(ctx, host)
+	if err != nil {
+		return true
+	}
+	for _, c := range cs {
+		if c.State != "exited" && c.State != "dead" {
+			return true
 		}
 	}
 	return false

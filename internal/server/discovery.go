@@ -38,6 +38,7 @@ type discovered struct {
 	onAdd func(host string, at time.Time)
 
 	mu        sync.Mutex
+	stopped   bool
 	hosts     map[string]*hostState
 	connected bool
 	watching  bool // the first listing arrived
@@ -45,13 +46,15 @@ type discovered struct {
 
 // hostState is one discovered host.
 type hostState struct {
-	h        discovery.Host
-	seen     time.Time // its key was last there
-	goneAt   time.Time // its key went (zero: it is there)
-	lost     bool      // gone past lost_grace: no new containers
-	removed  bool      // taken out of the fleet (lost and empty)
-	drained  bool      // the drain this node set for it (the agent's draining, or lost)
-	lostTime *time.Timer
+	h          discovery.Host
+	seen       time.Time // its key was last there
+	goneAt     time.Time // its key went (zero: it is there)
+	lost       bool      // gone past lost_grace: no new containers
+	removed    bool      // taken out of the fleet (lost and empty)
+	agentDrain bool      // its agent's draining, as set in the fleet
+	lostDrain  bool      // lost, as set in the fleet
+	lostTime   *time.Timer
+	gen        int // bumped each time its key goes: an older timer does nothing
 }
 
 // startDiscovery connects to etcd, registers this node (refusing to start
@@ -114,6 +117,25 @@ func (d *discovered) watch() {
 	d.wg.Go(func() { d.client.WatchHosts(ctx, d.update) })
 }
 
+// waitListed waits (up to limit, or ctx's end) for the first listing of
+// the hosts to be applied.
+func (d *discovered) waitListed(ctx context.Context, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for {
+		d.mu.Lock()
+		listed := d.watching
+		d.mu.Unlock()
+		if listed {
+			return
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			d.s.log.Warn("discovery: no listing of the hosts yet; starting without them", "waited", limit)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // stopWatch ends the watch: no host is added or lost from here on.
 func (d *discovered) stopWatch() {
 	if d.cancel != nil {
@@ -121,6 +143,7 @@ func (d *discovered) stopWatch() {
 	}
 	d.wg.Wait()
 	d.mu.Lock()
+	d.stopped = true // a lost-host timer firing now does nothing
 	for _, h := range d.hosts {
 		if h.lostTime != nil {
 			h.lostTime.Stop()
@@ -215,9 +238,11 @@ func (d *discovered) apply(hosts map[string]discovery.Host, connected bool) (add
 			continue
 		}
 		st.goneAt = now
+		st.gen++
+		gen := st.gen
 		grace := d.cfg.Etcd.LostGrace.D()
 		d.s.log.Warn("discovery: a host's key is gone; it is lost unless it registers again", "host", name, "lost_grace", grace)
-		st.lostTime = time.AfterFunc(grace, func() { d.lose(name, st) })
+		st.lostTime = time.AfterFunc(grace, func() { d.lose(name, st, gen) })
 	}
 	return added
 }
@@ -225,10 +250,10 @@ func (d *discovered) apply(hosts map[string]discovery.Host, connected bool) (add
 // lose marks a host whose key stayed gone past lost_grace: it takes no new
 // containers. Its sessions go on; they end only if Ganger's own health
 // checks fail.
-func (d *discovered) lose(name string, st *hostState) {
+func (d *discovered) lose(name string, st *hostState, gen int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.hosts[name] != st || st.goneAt.IsZero() || st.lost {
+	if d.stopped || d.hosts[name] != st || st.gen != gen || st.goneAt.IsZero() || st.lost {
 		return
 	}
 	st.lost = true
@@ -239,22 +264,23 @@ func (d *discovered) lose(name string, st *hostState) {
 }
 
 // setDrain drains a host the agent says is draining, or that is lost, and
-// undrains it when neither holds any more (a drain set by an operator is
-// the operator's: set through the API, it is not undone here).
+// lifts those reasons when they no longer hold. Each is a reason of its
+// own in the fleet: an operator's drain, or the autoscaler's, is theirs
+// to lift.
 func (d *discovered) setDrain(name string, st *hostState) {
-	want := st.h.Draining || st.lost
-	if want == st.drained {
-		return
+	was := st.agentDrain || st.lostDrain
+	if st.h.Draining != st.agentDrain && d.s.fleet.DrainFor(name, fleet.DrainAgent, st.h.Draining) == nil {
+		st.agentDrain = st.h.Draining
 	}
-	if err := d.s.fleet.Drain(name, want); err != nil {
-		return
+	if st.lost != st.lostDrain && d.s.fleet.DrainFor(name, fleet.DrainLost, st.lost) == nil {
+		st.lostDrain = st.lost
 	}
-	st.drained = want
-	ev := "draining"
-	if !want {
-		ev = "undrained"
+	switch now := st.agentDrain || st.lostDrain; {
+	case now && !was:
+		d.events.WithLabelValues("draining").Inc()
+	case !now && was:
+		d.events.WithLabelValues("undrained").Inc()
 	}
-	d.events.WithLabelValues(ev).Inc()
 }
 
 // removeIfEmpty takes a lost host with no container of this node's out of

@@ -38,7 +38,8 @@ type Server struct {
 	disc      *discovered       // nil without discovery
 	scale     *scaling          // nil without autoscale
 
-	reloadMu sync.Mutex // one reload at a time, start to end
+	reloadMu  sync.Mutex // one reload at a time, start to end
+	closeOnce sync.Once  // Close releases once, however often called
 
 	mu       sync.Mutex
 	running  []*running         // config order
@@ -114,8 +115,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	if s.disc != nil {
+		s.startAutoscale() // before the watch: it hears of every host added
 		s.disc.watch()
-		s.startAutoscale()
+		// Instances on discovered hosts are taken back from those hosts:
+		// the first listing must be in.
+		s.disc.waitListed(ctx, 15*time.Second)
 	}
 	if s.instances != nil {
 		if err := s.instances.Start(ctx); err != nil {
@@ -207,6 +211,7 @@ func (s *Server) Serve(ctx, force context.Context) error {
 
 func (s *Server) shutdown(force context.Context) {
 	s.log.Info("shutting down: no new sessions; draining")
+	s.stopAutoscale() // no decision, no hook, while services drain
 	s.reloadMu.Lock() // no reload from here on
 	defer s.reloadMu.Unlock()
 	s.mu.Lock()
@@ -256,6 +261,10 @@ func (s *Server) closeListeners() {
 
 // Close releases what Start acquired when Serve is never called.
 func (s *Server) Close() {
+	s.closeOnce.Do(s.close)
+}
+
+func (s *Server) close() {
 	s.closeListeners()
 	if s.instances != nil {
 		s.instances.Close()
