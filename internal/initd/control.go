@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ganger-dev/ganger/internal/initproto"
@@ -40,8 +41,11 @@ func (s *Supervisor) serveControl() func() {
 		path = s.opt.Control
 	}
 	if path != "" && path != "none" {
-		os.Remove(path) // a socket left by an earlier run
-		if ln, err := net.Listen("unix", path); err != nil {
+		os.Remove(path)             // a socket left by an earlier run
+		old := syscall.Umask(0o177) // the socket is made 0600: no window where others may connect
+		ln, err := net.Listen("unix", path)
+		syscall.Umask(old)
+		if err != nil {
 			s.log.Warn("no control socket", "path", path, "err", err)
 		} else {
 			os.Chmod(path, 0o600)
