@@ -140,9 +140,11 @@ func TestSharedMode(t *testing.T) {
 	}
 }
 
-// Shared mode with a per-container cap spreads over replicas.
+// Shared mode with a per-container cap spreads over replicas. (The queue
+// timeout leaves room for a replica's start on a daemon busy with other
+// packages' tests: a client that waits for it is no refusal.)
 func TestSharedReplicas(t *testing.T) {
-	h := start(t, svc("shared", `["-banner", "%h"]`, "mode: shared", "shared: {replicas: 2, max_sessions_per_container: 2}", "queue: {timeout: 1s, reject_message: full}"))
+	h := start(t, svc("shared", `["-banner", "%h"]`, "mode: shared", "shared: {replicas: 2, max_sessions_per_container: 2}", "queue: {timeout: 5s, reject_message: full}"))
 	seen := map[string]int{}
 	for range 4 {
 		_, host := banner(t, h, "shared")
