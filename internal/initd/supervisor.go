@@ -63,10 +63,6 @@ type Supervisor struct {
 	fatalCode int    // set when a required process failed for good
 	lastOwn   string // the last process to exit on its own
 	finished  chan struct{}
-	// gated: a cluster member whose files are not rendered yet; no
-	// process starts, and having none running is no reason to exit.
-	gated   bool
-	members sync.WaitGroup // the cluster member's poller
 }
 
 type proc struct {
@@ -126,16 +122,6 @@ func Supervise(opt Options) int {
 	defer s.reaper.Stop()
 	stopControl := s.serveControl()
 	defer stopControl()
-	if cfg.Cluster != nil {
-		m, err := newMember(s)
-		if err != nil {
-			fmt.Fprintln(opt.Stderr, "ganger-init:", err)
-			return 2
-		}
-		s.gated = true
-		s.members.Go(func() { m.run(s.ctx) })
-		defer s.members.Wait() // s.ctx is cancelled once everything stopped
-	}
 
 	for _, name := range slices.Sorted(maps.Keys(cfg.Processes)) {
 		s.add(name, cfg.Processes[name])
@@ -150,7 +136,6 @@ func Supervise(opt Options) int {
 		case sig := <-sigs:
 			s.signal(sig.(syscall.Signal))
 		case <-s.finished:
-			s.cancel() // ends the cluster member's poll
 			s.drain()
 			code := s.exitCode()
 			s.log.Info("exiting", "code", code, "orphans_reaped", s.reaper.Orphans())
@@ -281,7 +266,7 @@ func (p *proc) final() bool {
 
 // schedule starts every process whose turn has come.
 func (s *Supervisor) schedule() {
-	if s.shutting || s.gated {
+	if s.shutting {
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.procs)) {
@@ -621,7 +606,7 @@ func (s *Supervisor) afterExit(p *proc, st Status, asked bool) {
 // running, restarting or able to start, and none is held down by the
 // operator (it may be started again).
 func (s *Supervisor) checkDone() {
-	if s.shutting || s.gated {
+	if s.shutting {
 		return
 	}
 	for _, p := range s.procs {
