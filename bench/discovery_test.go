@@ -117,7 +117,7 @@ services:
 		fmt.Printf("  agent killed -9 -> no new session: %v (ttl + lost_grace = %s)\n", msList(died), ttl+grace)
 		fmt.Printf("  agent stopped (SIGTERM, draining) -> no new session: %v\n", msList(stopped))
 		b.ReportMetric(float64(median(join).Microseconds())/1000, "join-p50-ms")
-		b.ReportMetric(float64((median(join) - median(cold)).Microseconds())/1000, "join-over-cold-ms")
+		b.ReportMetric(float64((median(join)-median(cold)).Microseconds())/1000, "join-over-cold-ms")
 		b.ReportMetric(float64(pct(died, 100).Microseconds())/1000, "death-max-ms")
 		b.ReportMetric(float64(pct(stopped, 100).Microseconds())/1000, "stop-max-ms")
 	}
