@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ErrSchemaNewer means the database was migrated by a newer Ganger than
@@ -108,4 +109,63 @@ func LiveQuery(node string, arg func(n int) string) (string, []any) {
 		args = append(args, node)
 	}
 	return q + ` ORDER BY created_at DESC, id`, args
+}
+
+// UpdateQuery is the UPDATE of Store.Update: every column but id set from
+// the arguments in the order of Columns, id (argument 1) selecting the row.
+func UpdateQuery(arg func(n int) string) string {
+	cols := strings.Split(Columns, ",")
+	set := make([]string, 0, len(cols)-1)
+	for i, c := range cols[1:] {
+		set = append(set, strings.TrimSpace(c)+" = "+arg(i+2))
+	}
+	return `UPDATE instances SET ` + strings.Join(set, ", ") + ` WHERE id = ` + arg(1)
+}
+
+// Decode fills in what a driver scanned as text: the state, and the ports
+// and secrets as JSON; an empty token hash and empty maps become nil.
+func Decode(r *instance.Record, state string, ports, secrets []byte) error {
+	r.State = instance.State(state)
+	if len(r.TokenHash) == 0 {
+		r.TokenHash = nil
+	}
+	if err := decodeMap(ports, &r.Ports); err != nil {
+		return fmt.Errorf("instance %s: ports: %w", r.ID, err)
+	}
+	if err := decodeMap(secrets, &r.Secrets); err != nil {
+		return fmt.Errorf("instance %s: secrets: %w", r.ID, err)
+	}
+	return nil
+}
+
+func decodeMap[M ~map[K]V, K comparable, V any](b []byte, m *M) error {
+	if err := json.Unmarshal(b, m); err != nil {
+		return err
+	}
+	if len(*m) == 0 {
+		*m = nil
+	}
+	return nil
+}
+
+// Normalize is r as every store gives it back (see instance.Record): times
+// to the microsecond in UTC, empty maps and token hash nil, the hash copied.
+func Normalize(r instance.Record) instance.Record {
+	if len(r.TokenHash) == 0 {
+		r.TokenHash = nil
+	} else {
+		r.TokenHash = append([]byte(nil), r.TokenHash...)
+	}
+	if len(r.Ports) == 0 {
+		r.Ports = nil
+	}
+	if len(r.Secrets) == 0 {
+		r.Secrets = nil
+	}
+	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.MaxExpiresAt, &r.ReadyAt, &r.EndedAt} {
+		if !t.IsZero() {
+			*t = time.UnixMicro(t.UnixMicro()).UTC()
+		}
+	}
+	return r
 }

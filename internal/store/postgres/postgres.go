@@ -7,7 +7,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/ganger-dev/ganger/internal/store"
@@ -153,16 +152,11 @@ func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) 
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE instances SET
-			service = $2, owner = $3, token_hash = $4, state = $5, node = $6, daemon = $7,
-			container = $8, host = $9, ports = $10, secrets = $11, created_at = $12,
-			expires_at = $13, max_expires_at = $14, ready_at = $15, ended_at = $16,
-			extensions = $17, bytes_in = $18, bytes_out = $19, reason = $20, version = $21
-			WHERE id = $1`, args...)
+		_, err = tx.Exec(ctx, store.UpdateQuery(placeholder), args...)
 		if err != nil {
 			return err
 		}
-		out = normalize(r)
+		out = store.Normalize(r)
 		return nil
 	})
 	switch {
@@ -247,15 +241,8 @@ func scan(row pgx.Row) (instance.Record, error) {
 	if err != nil {
 		return instance.Record{}, err
 	}
-	r.State = instance.State(state)
-	if len(r.TokenHash) == 0 {
-		r.TokenHash = nil
-	}
-	if err := decodeMap(ports, &r.Ports); err != nil {
-		return instance.Record{}, fmt.Errorf("instance %s: ports: %w", r.ID, err)
-	}
-	if err := decodeMap(secrets, &r.Secrets); err != nil {
-		return instance.Record{}, fmt.Errorf("instance %s: secrets: %w", r.ID, err)
+	if err := store.Decode(&r, state, ports, secrets); err != nil {
+		return instance.Record{}, err
 	}
 	r.CreatedAt = r.CreatedAt.UTC()
 	r.ExpiresAt = fromTimestamp(expires)
@@ -278,35 +265,4 @@ func fromTimestamp(ts pgtype.Timestamptz) time.Time {
 		return time.Time{}
 	}
 	return ts.Time.UTC()
-}
-
-func decodeMap[M ~map[K]V, K comparable, V any](b []byte, m *M) error {
-	if err := json.Unmarshal(b, m); err != nil {
-		return err
-	}
-	if len(*m) == 0 {
-		*m = nil
-	}
-	return nil
-}
-
-// normalize is r as the store gives it back.
-func normalize(r instance.Record) instance.Record {
-	if len(r.TokenHash) == 0 {
-		r.TokenHash = nil
-	} else {
-		r.TokenHash = append([]byte(nil), r.TokenHash...)
-	}
-	if len(r.Ports) == 0 {
-		r.Ports = nil
-	}
-	if len(r.Secrets) == 0 {
-		r.Secrets = nil
-	}
-	for _, t := range []*time.Time{&r.CreatedAt, &r.ExpiresAt, &r.MaxExpiresAt, &r.ReadyAt, &r.EndedAt} {
-		if !t.IsZero() {
-			*t = t.Truncate(time.Microsecond).UTC()
-		}
-	}
-	return r
 }

@@ -7,11 +7,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/ganger-dev/ganger/internal/store"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -101,7 +101,7 @@ func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 // placeholder is this driver's n-th query argument.
-var placeholder = func(int) string { return "?" }
+var placeholder = func(n int) string { return "?" + strconv.Itoa(n) }
 
 // Create implements instance.Store.
 func (s *Store) Create(ctx context.Context, r instance.Record, perOwner int) error {
@@ -179,16 +179,11 @@ func (s *Store) Update(ctx context.Context, id string, f func(*instance.Record) 
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE instances SET
-			service = ?2, owner = ?3, token_hash = ?4, state = ?5, node = ?6, daemon = ?7,
-			container = ?8, host = ?9, ports = ?10, secrets = ?11, created_at = ?12,
-			expires_at = ?13, max_expires_at = ?14, ready_at = ?15, ended_at = ?16,
-			extensions = ?17, bytes_in = ?18, bytes_out = ?19, reason = ?20, version = ?21
-			WHERE id = ?1`, args...)
+		_, err = tx.ExecContext(ctx, store.UpdateQuery(placeholder), args...)
 		if err != nil {
 			return err
 		}
-		out = normalize(r)
+		out = store.Normalize(r)
 		return nil
 	})
 	switch {
@@ -275,15 +270,8 @@ func scan(row scanner) (instance.Record, error) {
 	if err != nil {
 		return instance.Record{}, err
 	}
-	r.State = instance.State(state)
-	if len(r.TokenHash) == 0 {
-		r.TokenHash = nil
-	}
-	if err := decodeMap(ports, &r.Ports); err != nil {
-		return instance.Record{}, fmt.Errorf("instance %s: ports: %w", r.ID, err)
-	}
-	if err := decodeMap(secrets, &r.Secrets); err != nil {
-		return instance.Record{}, fmt.Errorf("instance %s: secrets: %w", r.ID, err)
+	if err := store.Decode(&r, state, []byte(ports), []byte(secrets)); err != nil {
+		return instance.Record{}, err
 	}
 	r.CreatedAt = time.UnixMicro(created).UTC()
 	r.ExpiresAt = fromMicros(expires)
@@ -306,36 +294,4 @@ func fromMicros(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(n.Int64).UTC()
-}
-
-func decodeMap[M ~map[K]V, K comparable, V any](s string, m *M) error {
-	if err := json.Unmarshal([]byte(s), m); err != nil {
-		return err
-	}
-	if len(*m) == 0 {
-		*m = nil
-	}
-	return nil
-}
-
-// normalize is r as the store gives it back.
-func normalize(r instance.Record) instance.Record {
-	if len(r.TokenHash) == 0 {
-		r.TokenHash = nil
-	} else {
-		r.TokenHash = append([]byte(nil), r.TokenHash...)
-	}
-	if len(r.Ports) == 0 {
-		r.Ports = nil
-	}
-	if len(r.Secrets) == 0 {
-		r.Secrets = nil
-	}
-	r.CreatedAt = time.UnixMicro(r.CreatedAt.UnixMicro()).UTC()
-	for _, t := range []*time.Time{&r.ExpiresAt, &r.MaxExpiresAt, &r.ReadyAt, &r.EndedAt} {
-		if !t.IsZero() {
-			*t = time.UnixMicro(t.UnixMicro()).UTC()
-		}
-	}
-	return r
 }
