@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -185,7 +184,10 @@ func runAgent(cfg *agentConfig, log *slog.Logger) error {
 	}
 	log = log.With("host", cfg.name)
 	log.Info("ganger agent starting", "version", version, "id", id, "docker", cfg.docker, "etcd", cfg.etcd)
-	stop, force := agentSignals(log)
+	stop, force := signals(log, [3]string{
+		"signal: draining, then deregistering (again to skip the drain)",
+		"signal: skipping the drain; deregistering (again to exit now)",
+		"signal: exiting now; the key goes when its lease expires"})
 	bootCtx, cancel := context.WithTimeout(stop, agentSetupTimeout)
 	defer cancel()
 	d, err := pingDocker(bootCtx, cfg, log)
@@ -320,32 +322,6 @@ func liveManaged(ctx context.Context, d *docker.Daemon) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// agentSignals returns a context done at the first SIGTERM/SIGINT (drain)
-// and another done at the second (skip the drain); the third exits.
-func agentSignals(log *slog.Logger) (stop, force context.Context) {
-	stop, stopFn := context.WithCancel(context.Background())
-	force, forceFn := context.WithCancel(context.Background())
-	ch := make(chan os.Signal, 3)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		for n := 1; ; n++ {
-			sig := <-ch
-			switch n {
-			case 1:
-				log.Info("signal: draining, then deregistering (again to skip the drain)", "signal", sig.String())
-				stopFn()
-			case 2:
-				log.Warn("signal: skipping the drain; deregistering (again to exit now)", "signal", sig.String())
-				forceFn()
-			default:
-				log.Error("signal: exiting now; the key goes when its lease expires", "signal", sig.String())
-				os.Exit(130)
-			}
-		}
-	}()
-	return stop, force
 }
 
 // agentID reads the agent's persistent id from dir/agent-id, or makes one

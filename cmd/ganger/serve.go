@@ -46,7 +46,10 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 	if n, err := server.RaiseFileLimit(); err != nil {
 		log.Warn("cannot raise the open-file limit", "limit", n, "err", err)
 	}
-	stop, force := signals(log)
+	stop, force := signals(log, [3]string{
+		"signal: shutting down gracefully (again to skip the drain)",
+		"signal: skipping the drain; closing sessions and removing containers (again to exit now)",
+		"signal: exiting now; the next start-up sweep removes what is left"})
 	srv, err := server.NewDocker(cfg, log)
 	if err != nil {
 		return err
@@ -172,8 +175,9 @@ func reloadOnHUP(ctx context.Context, reload func(context.Context) error, log *s
 }
 
 // signals returns a context done at the first SIGTERM/SIGINT and another
-// done at the second; the third exits the process.
-func signals(log *slog.Logger) (stop, force context.Context) {
+// done at the second; the third exits the process. said are the three log
+// lines: what each signal does.
+func signals(log *slog.Logger, said [3]string) (stop, force context.Context) {
 	stop, stopFn := context.WithCancel(context.Background())
 	force, forceFn := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 3)
@@ -183,13 +187,13 @@ func signals(log *slog.Logger) (stop, force context.Context) {
 			sig := <-ch
 			switch n {
 			case 1:
-				log.Info("signal: shutting down gracefully (again to skip the drain)", "signal", sig.String())
+				log.Info(said[0], "signal", sig.String())
 				stopFn()
 			case 2:
-				log.Warn("signal: skipping the drain; closing sessions and removing containers (again to exit now)", "signal", sig.String())
+				log.Warn(said[1], "signal", sig.String())
 				forceFn()
 			default:
-				log.Error("signal: exiting now; the next start-up sweep removes what is left", "signal", sig.String())
+				log.Error(said[2], "signal", sig.String())
 				os.Exit(130)
 			}
 		}
