@@ -556,11 +556,8 @@ func (m *Manager) Restart(ctx context.Context, id string) (Record, error) {
 	} else if rec.Container != "" {
 		// Not held here (its daemon did not answer at start-up): its
 		// container goes first all the same, or it would stay for good.
-		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := m.env.Fleet.RemoveOther(rctx, rec.Daemon, rec.Container)
-		cancel()
-		if err != nil {
-			return rec, fmt.Errorf("%w %s on %s: %v", ErrRemove, rec.Container, rec.Daemon, err)
+		if err := m.removeOther(ctx, rec); err != nil {
+			return rec, err
 		}
 		m.mu.Lock()
 		delete(m.kept, id)
@@ -678,11 +675,8 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 			return rec, err
 		}
 		if rec.Container != "" {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := m.env.Fleet.RemoveOther(ctx, rec.Daemon, rec.Container)
-			cancel()
-			if err != nil {
-				return rec, fmt.Errorf("%w %s on %s: %v", ErrRemove, rec.Container, rec.Daemon, err)
+			if err := m.removeOther(context.Background(), rec); err != nil {
+				return rec, err
 			}
 		}
 	}
@@ -705,6 +699,18 @@ func (m *Manager) finish(id string, c *fleet.Container, state State, reason stri
 		m.env.Fleet.Metrics().InstancesEnded.WithLabelValues(rec.Service, string(state)).Inc()
 	}
 	return rec, err
+}
+
+// removeOther removes rec's container through its daemon when this node
+// does not hold it (another front-end's, or kept at start-up), returning
+// once the daemon confirms.
+func (m *Manager) removeOther(ctx context.Context, rec Record) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := m.env.Fleet.RemoveOther(ctx, rec.Daemon, rec.Container); err != nil {
+		return fmt.Errorf("%w %s on %s: %v", ErrRemove, rec.Container, rec.Daemon, err)
+	}
+	return nil
 }
 
 // Services returns the names of the instance services.
