@@ -89,6 +89,19 @@ func TestAutoscaleHooks(t *testing.T) {
 	if ups := r.runs(autoscale.ActionUp); len(ups) != 3 {
 		t.Fatalf("%d up hooks ran; want the 3 of the scale-up", len(ups))
 	}
+
+	// Pause and resume through the API: the token is needed, the status
+	// says so, and a paused scaler takes no decision.
+	if code := call(t, "POST", r.api+"/v1/autoscale/pause", "", nil); code != 401 {
+		t.Fatalf("pause without the token: %d; want 401", code)
+	}
+	var st autoscale.Status
+	if code := call(t, "POST", r.api+"/v1/autoscale/pause", token, &st); code != 200 || !st.Paused {
+		t.Fatalf("pause: %d %+v", code, st)
+	}
+	if code := call(t, "POST", r.api+"/v1/autoscale/resume", token, &st); code != 200 || st.Paused {
+		t.Fatalf("resume: %d %+v", code, st)
+	}
 }
 
 func outcome(removed bool) string {
