@@ -353,6 +353,11 @@ type Timeouts struct {
 	// briefly, not for the whole idle timeout. Default 30s; 0 disables
 	// (for protocols where clients may only listen).
 	FirstByte Duration `yaml:"first_byte"`
+	// HalfClosed ends a session whose client has closed its side (EOF)
+	// when its container then sends nothing for this long: a client that
+	// has left cannot hold a container through a service that never
+	// closes. Default 30s; 0 disables (idle still applies).
+	HalfClosed Duration `yaml:"half_closed"`
 	// Session is the longest a session may last. Default 1h; 0 disables.
 	Session Duration `yaml:"session"`
 	// Drain is how long sessions may go on after shutdown begins. Default 30s.
@@ -411,6 +416,7 @@ const (
 	DefaultBackoffMax       = 200 * time.Millisecond
 	DefaultIdle             = 5 * time.Minute
 	DefaultFirstByte        = 30 * time.Second
+	DefaultHalfClosed       = 30 * time.Second
 	DefaultReadyFirst       = 10 * time.Second
 	DefaultSession          = time.Hour
 	DefaultDrain            = 30 * time.Second

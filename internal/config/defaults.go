@@ -63,10 +63,11 @@ func DefaultService() Service {
 			FirstByte:  Duration(DefaultReadyFirst),
 		},
 		Timeouts: Timeouts{
-			Idle:      Duration(DefaultIdle),
-			FirstByte: Duration(DefaultFirstByte),
-			Session:   Duration(DefaultSession),
-			Drain:     Duration(DefaultDrain),
+			Idle:       Duration(DefaultIdle),
+			FirstByte:  Duration(DefaultFirstByte),
+			HalfClosed: Duration(DefaultHalfClosed),
+			Session:    Duration(DefaultSession),
+			Drain:      Duration(DefaultDrain),
 		},
 		Limits: Limits{
 			Memory:          DefaultMemory,

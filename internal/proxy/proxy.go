@@ -34,8 +34,13 @@ type Options struct {
 	Idle time.Duration
 	// Max ends the pipe this long after it started.
 	Max time.Duration
+	// HalfClosed ends the pipe when the client has closed its side (EOF)
+	// and upstream has then sent nothing for this long: a client that has
+	// left cannot hold its container through an upstream that never
+	// closes. The outcome is Idle.
+	HalfClosed time.Duration
 	// Check is how often idleness is checked. If zero, Idle/10 clamped to
-	// [20ms, 5s].
+	// [20ms, 5s] (HalfClosed/10 for HalfClosed).
 	Check time.Duration
 	// Replied, if set, is called once, when the first bytes from upstream
 	// have been written to the client (or the pipe ends without any).
@@ -53,7 +58,7 @@ type Stats struct {
 // Pipe copies between client and upstream until both directions are done
 // or a limit is hit, then closes both connections.
 func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats {
-	p := &pipe{client: client, upstream: upstream, replied: opt.Replied}
+	p := &pipe{client: client, upstream: upstream, replied: opt.Replied, clientEOF: make(chan struct{})}
 	p.wg.Add(2)
 	go p.copyUp()
 	go p.copyDown()
@@ -75,7 +80,8 @@ func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats
 
 type pipe struct {
 	client, upstream *net.TCPConn
-	replied          func() // see Options.Replied; nil once called
+	replied          func()        // see Options.Replied; nil once called
+	clientEOF        chan struct{} // closed when the client's side reached EOF
 	wg               sync.WaitGroup
 	in, out          int64
 	once             sync.Once
@@ -85,21 +91,25 @@ type pipe struct {
 
 func (p *pipe) copyUp() {
 	defer p.wg.Done()
-	p.in = p.copy(p.upstream, p.client, nil)
+	var eof bool
+	p.in, eof = p.copy(p.upstream, p.client, nil)
+	if eof {
+		close(p.clientEOF)
+	}
 }
 
 func (p *pipe) copyDown() {
 	defer p.wg.Done()
-	p.out = p.copy(p.client, p.upstream, p.replied)
+	p.out, _ = p.copy(p.client, p.upstream, p.replied)
 }
 
-// copy moves src to dst. On EOF it half-closes dst; on error it closes both
-// sides, which also ends the other direction.
-func (p *pipe) copy(dst, src *net.TCPConn, first func()) int64 {
+// copy moves src to dst. On EOF it half-closes dst and reports eof; on
+// error it closes both sides, which also ends the other direction.
+func (p *pipe) copy(dst, src *net.TCPConn, first func()) (n int64, eof bool) {
 	n, err := copyAvail(dst, src, first)
 	if err == nil {
 		dst.CloseWrite()
-		return n
+		return n, true
 	}
 	if !errors.Is(err, net.ErrClosed) {
 		p.mu.Lock()
@@ -109,7 +119,7 @@ func (p *pipe) copy(dst, src *net.TCPConn, first func()) int64 {
 		p.mu.Unlock()
 	}
 	p.closeBoth()
-	return n
+	return n, false
 }
 
 func (p *pipe) closeBoth() {
@@ -128,14 +138,28 @@ func (p *pipe) watch(ctx context.Context, done <-chan struct{}, opt Options) Out
 		maxC = t.C
 	}
 	if opt.Idle > 0 {
-		t := time.NewTicker(checkEvery(opt))
+		t := time.NewTicker(checkEvery(opt.Check, opt.Idle))
 		defer t.Stop()
 		tickC = t.C
+	}
+	var eofC <-chan struct{}
+	var halfC <-chan time.Time
+	if opt.HalfClosed > 0 {
+		eofC = p.clientEOF
 	}
 	for {
 		select {
 		case <-done:
 			return Closed
+		case <-eofC:
+			eofC = nil
+			t := time.NewTicker(checkEvery(opt.Check, opt.HalfClosed))
+			defer t.Stop()
+			halfC = t.C
+		case <-halfC:
+			if d, err := sinceLastData(p.upstream); err == nil && d >= opt.HalfClosed {
+				return Idle
+			}
 		case <-ctx.Done():
 			return Canceled
 		case <-maxC:
@@ -148,11 +172,11 @@ func (p *pipe) watch(ctx context.Context, done <-chan struct{}, opt Options) Out
 	}
 }
 
-func checkEvery(opt Options) time.Duration {
-	if opt.Check > 0 {
-		return opt.Check
+func checkEvery(check, limit time.Duration) time.Duration {
+	if check > 0 {
+		return check
 	}
-	return min(max(opt.Idle/10, 20*time.Millisecond), 5*time.Second)
+	return min(max(limit/10, 20*time.Millisecond), 5*time.Second)
 }
 
 // idleFor is how long since either socket last received data.

@@ -146,3 +146,52 @@ func TestMaxTime(t *testing.T) {
 		t.Fatalf("got %+v; want timeout", st)
 	}
 }
+
+// A client that sent EOF cannot hold the pipe through an upstream that
+// never closes: HalfClosed ends it. An upstream that keeps talking after
+// the client's EOF is not cut, and without HalfClosed nothing ends it.
+func TestHalfClosed(t *testing.T) {
+	t.Run("silent upstream", func(t *testing.T) {
+		client, upstream, res := setup(t, context.Background(), Options{HalfClosed: 200 * time.Millisecond})
+		client.Write([]byte("request"))
+		client.CloseWrite()
+		got, _ := io.ReadAll(upstream) // the request, then the client's EOF
+		if string(got) != "request" {
+			t.Fatalf("upstream got %q", got)
+		}
+		if st := wait(t, res); st.Outcome != Idle || st.In != 7 {
+			t.Fatalf("got %+v; want idle after 7 bytes in", st)
+		}
+	})
+	t.Run("talking upstream", func(t *testing.T) {
+		client, upstream, res := setup(t, context.Background(), Options{HalfClosed: time.Second})
+		client.CloseWrite()
+		io.ReadAll(upstream)
+		// Twice HalfClosed of replies, each well within it.
+		for range 20 {
+			if _, err := upstream.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		upstream.CloseWrite()
+		back, _ := io.ReadAll(client)
+		if st := wait(t, res); st.Outcome != Closed || len(back) != 20 {
+			t.Fatalf("got %+v and %d bytes back; want closed with 20", st, len(back))
+		}
+	})
+	t.Run("not set", func(t *testing.T) {
+		client, upstream, res := setup(t, context.Background(), Options{})
+		client.CloseWrite()
+		io.ReadAll(upstream)
+		select {
+		case st := <-res:
+			t.Fatalf("pipe ended without a limit: %+v", st)
+		case <-time.After(500 * time.Millisecond):
+		}
+		upstream.CloseWrite()
+		if st := wait(t, res); st.Outcome != Closed {
+			t.Fatalf("got %+v; want closed", st)
+		}
+	})
+}

@@ -186,7 +186,7 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 		upstream.CloseWrite()
 	}
 	t := ss.cf.cfg.Timeouts
-	opt := proxy.Options{Idle: t.Idle.D(), Replied: ss.svc.supply.replied}
+	opt := proxy.Options{Idle: t.Idle.D(), HalfClosed: t.HalfClosed.D(), Replied: ss.svc.supply.replied}
 	if t.Session > 0 {
 		opt.Max = max(t.Session.D()-time.Since(ss.begin), time.Millisecond)
 	}
