@@ -5,8 +5,17 @@ package initproto
 // (GET <api>/v1/clusters/<cluster>/members/<ordinal>/view?after=<epoch>,
 // with the bearer token scoped to its cluster), renders its files from it,
 // and reports (POST .../members/<ordinal>/report) what it did with which
-// epoch. Ganger answers a poll at once when the view's epoch is past
-// `after`, else when it changes, else after a wait (the same epoch back).
+// epoch. A poll says what the member holds:
+// ?after=<epoch>&released=<0|1>. Ganger answers at once when its view of
+// the member differs (another epoch, or the release given or taken back),
+// else as soon as it does, else after a wait (the same view back).
+//
+// Ganger renders the member's files from the view (text/template, on
+// Ganger's side: PID 1 stays small) and sends them in View.Files; the
+// member writes them. The environment Ganger gives a member's container:
+// GANGER_CLUSTER_API (its API's URL as the container reaches it),
+// GANGER_CLUSTER, GANGER_ORDINAL and GANGER_CLUSTER_TOKEN (good for this
+// member's incarnation only: its view and its reports).
 
 // Member is one member of a cluster as every member sees it.
 type Member struct {
@@ -44,6 +53,10 @@ type View struct {
 	// Release: this member may apply Epoch now (a sequential rollout
 	// releases members one at a time); false: keep the last epoch applied.
 	Release bool `json:"release"`
+	// Files are the member's files rendered from this view (absolute
+	// path → content), written before the processes start and at each
+	// released epoch; empty unless Release.
+	Files map[string]string `json:"files,omitempty"`
 }
 
 // Report is what a member's ganger-init tells Ganger after applying (or
