@@ -18,6 +18,10 @@ const (
 	LabelOwner    = "ganger.owner"   // the id of the Ganger node that created it
 	LabelSession  = "ganger.session" // the session it serves, for per-connection containers
 	LabelInstance = "ganger.instance"
+	// A cluster member's cluster (its service), ordinal and incarnation.
+	LabelCluster     = "ganger.cluster"
+	LabelOrdinal     = "ganger.ordinal"
+	LabelIncarnation = "ganger.incarnation"
 	// LabelInit marks what holds a ganger-init binary on a daemon (its
 	// volume, and the short-lived container that fills it): the binary's
 	// digest (see Init).
@@ -32,6 +36,7 @@ const (
 	PerConnection Mode = "per-connection" // a container per session (pooled, reused)
 	Shared        Mode = "shared"         // sessions share containers
 	Instance      Mode = "instance"       // a long-lived container per request, with a lifetime
+	ClusterMode   Mode = "cluster"        // N members that find each other (see internal/cluster)
 )
 
 // Placement chooses among the daemons with room.

@@ -220,7 +220,9 @@ type Service struct {
 	// Mode is "per-connection" (default: each session has a container to
 	// itself), "shared" (concurrent sessions share containers) or
 	// "instance" (an API call makes a long-lived container with a
-	// lifetime; no listen address: clients reach it at its own ports).
+	// lifetime; no listen address: clients reach it at its own ports) or
+	// "cluster" (cluster.size members that find each other, under
+	// ganger-init).
 	Mode ganger.Mode `yaml:"mode"`
 	// Start is when a session's container is placed, taken from the pool
 	// or started: "connect" (default: at once, for protocols where the
@@ -239,6 +241,8 @@ type Service struct {
 	Shared Shared `yaml:"shared"`
 	// Instance configures mode: instance.
 	Instance Instance `yaml:"instance"`
+	// Cluster configures mode: cluster.
+	Cluster Cluster `yaml:"cluster"`
 	// Pull is when the image is pulled onto each daemon: "missing"
 	// (default), "always" (at start-up and whenever a daemon comes up), or
 	// "never" (it must be there already).

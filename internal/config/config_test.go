@@ -54,6 +54,7 @@ func TestExampleWritesEveryDefault(t *testing.T) {
 	want.Name, want.Listen, want.Image, want.Port, want.Cmd = s.Name, s.Listen, s.Image, s.Port, s.Cmd
 	want.Entrypoint, want.Env, want.Limits.Tmpfs, want.Limits.CapAdd = []string{}, map[string]string{}, map[string]string{}, []string{}
 	want.TrustedProxies, want.Ports, want.Instance.Secrets = []string{}, []int{}, map[string]int{}
+	want.Cluster.DependsOn = []ClusterDep{}
 	if !reflect.DeepEqual(s, want) {
 		t.Fatalf("example service differs from the defaults:\ngot  %+v\nwant %+v", s, want)
 	}

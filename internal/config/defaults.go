@@ -25,6 +25,12 @@ func (s *Service) UnmarshalYAML(n *yaml.Node) error {
 	if p.Mode == ganger.Instance && !hasKey(n, "placement") {
 		p.Placement = ganger.Binpack // instances fill hosts before new ones are used
 	}
+	if p.Mode == ganger.ClusterMode && !hasKey(n, "network") {
+		p.Network = "bridge" // members reach each other; the isolated network forbids it
+	}
+	if !hasKey(valueOf(n, "cluster"), "min_ready") {
+		p.Cluster.MinReady = p.Cluster.Size
+	}
 	if p.Init == InitGanger && !hasKey(valueOf(n, "ready"), "backoff") {
 		// ganger-init starts the command about 1ms after the container:
 		// the first retry catches it, where 5ms would be lost waiting.
@@ -53,6 +59,7 @@ func DefaultService() Service {
 		Reuse:     1,
 		Shared:    Shared{Replicas: 1, IdleStop: Duration(DefaultIdleStop)},
 		Instance:  defaultInstance(),
+		Cluster:   defaultCluster(),
 		Pull:      ganger.PullMissing,
 		Placement: ganger.Spread,
 		Queue:     Queue{Max: DefaultQueueMax, Timeout: Duration(DefaultQueueTimeout)},
@@ -142,6 +149,9 @@ func (c *Config) applyDefaults() {
 		}
 		if s.Mode == ganger.Instance && len(s.Ports) == 0 && s.Port != 0 {
 			s.Ports = []int{s.Port}
+		}
+		if s.Mode == ganger.ClusterMode && s.Port == 0 && len(s.Ports) > 0 {
+			s.Port = s.Ports[0]
 		}
 		if s.Mode == ganger.Instance && s.Port == 0 && len(s.Ports) > 0 {
 			s.Port = s.Ports[0] // readiness is checked on the first

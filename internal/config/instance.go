@@ -295,7 +295,7 @@ func portRange(s string) (int, int, bool) {
 
 // store checks where instance records live, when a service needs them.
 func (v *validator) store(c *Config) {
-	if !c.Instances() {
+	if !c.Stateful() {
 		return
 	}
 	s := c.Store

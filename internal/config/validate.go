@@ -36,6 +36,7 @@ SYS_RAWIO SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG SYSLOG WAKE_ALARM`)
 type validator struct {
 	pos  *positions
 	errs []Error
+	cfg  *Config // the whole config, for checks across services
 }
 
 func (v *validator) fail(path, format string, args ...any) {
@@ -43,7 +44,7 @@ func (v *validator) fail(path, format string, args ...any) {
 }
 
 func (c *Config) validate(pos *positions) []Error {
-	v := &validator{pos: pos}
+	v := &validator{pos: pos, cfg: c}
 	v.node(c.Node)
 	v.period("reconcile", c.Reconcile, minReconcile, true)
 	if c.Log.Format != "text" && c.Log.Format != "json" {
@@ -192,9 +193,12 @@ func (v *validator) service(p string, s Service) {
 	} else if !nameRE.MatchString(s.Name) {
 		v.fail(p+".name", "want lower-case letters, digits, '_', '.' or '-' (at most 63), got %q", s.Name)
 	}
-	if s.Mode == ganger.Instance {
+	switch s.Mode {
+	case ganger.Instance:
 		v.instance(p, s)
-	} else {
+	case ganger.ClusterMode:
+		v.cluster(p, s, v.cfg)
+	default:
 		v.listen(p+".listen", s.Listen)
 		if s.Port == 0 {
 			v.fail(p+".port", "missing: the TCP port the service listens on inside the container")
@@ -234,8 +238,8 @@ func (v *validator) service(p string, s Service) {
 }
 
 func (v *validator) modes(p string, s Service) {
-	if !oneOf(s.Mode, ganger.PerConnection, ganger.Shared, ganger.Instance) {
-		v.fail(p+".mode", "want per-connection, shared or instance, got %q", s.Mode)
+	if !oneOf(s.Mode, ganger.PerConnection, ganger.Shared, ganger.Instance, ganger.ClusterMode) {
+		v.fail(p+".mode", "want per-connection, shared, instance or cluster, got %q", s.Mode)
 	}
 	if s.Reuse < 1 {
 		v.fail(p+".reuse", "want at least 1 (1: a fresh container per session), got %d", s.Reuse)
