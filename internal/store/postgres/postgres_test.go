@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ganger-dev/ganger/internal/clusterd"
 	"github.com/ganger-dev/ganger/internal/instance"
 	"github.com/ganger-dev/ganger/internal/store/pgtest"
 	"github.com/ganger-dev/ganger/internal/store/storetest"
@@ -33,6 +34,55 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) instance.Store {
 		return open(t, pgtest.DSN(t))
 	})
+}
+
+func TestClusters(t *testing.T) {
+	storetest.RunClusters(t, func(t *testing.T) clusterd.Store {
+		return open(t, pgtest.DSN(t))
+	})
+}
+
+// A database of schema version 1 (instances only) gets the clusters table
+// when opened, its instances kept; cluster records survive a reopen.
+func TestMigrateClusters(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn)
+	r := instance.Record{ID: "keep", Service: "redis", Owner: "o", State: instance.Running, CreatedAt: time.Now()}
+	if err := s.Create(t.Context(), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 1.
+	if _, err := s.pool.Exec(t.Context(), `DROP TABLE clusters; DELETE FROM schema_version WHERE version > 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, dsn)
+	if _, err := s.Get(t.Context(), "keep"); err != nil {
+		t.Fatalf("the instance after migrating: %v", err)
+	}
+	c := clusterd.Record{Node: "node-a", Name: "redis", Size: 1, Epoch: 3,
+		Members: []clusterd.MemberRecord{{Ordinal: 0, Incarnation: 1, State: "running"}}}
+	if err := s.SaveCluster(t.Context(), c); err != nil {
+		t.Fatalf("SaveCluster after migrating: %v", err)
+	}
+	s.Close()
+
+	s = open(t, dsn)
+	defer s.Close()
+	rs, err := s.Clusters(t.Context(), "node-a")
+	if err != nil || len(rs) != 1 || rs[0].Epoch != 3 || len(rs[0].Members) != 1 {
+		t.Fatalf("Clusters after reopening: %+v, %v", rs, err)
+	}
+	checkVersions(t, dsn)
+	// Names sort in byte order, as in SQLite, whatever the server's locale
+	// (pgtest's is C, so the ordering test alone cannot tell).
+	var coll string
+	err = s.pool.QueryRow(t.Context(), `SELECT coalesce(collation_name, '') FROM information_schema.columns
+		WHERE table_name = 'clusters' AND column_name = 'name'`).Scan(&coll)
+	if err != nil || coll != "C" {
+		t.Errorf("clusters.name collation %q, %v; want C", coll, err)
+	}
 }
 
 // Two Stores are two pools, as two front-ends would have: the quota holds

@@ -16,6 +16,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/ganger-dev/ganger/internal/clusterd"
 	"github.com/ganger-dev/ganger/internal/instance"
 	"github.com/ganger-dev/ganger/internal/store/storetest"
 )
@@ -33,6 +34,53 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) instance.Store {
 		return open(t, filepath.Join(t.TempDir(), "ganger.db"))
 	})
+}
+
+func TestClusters(t *testing.T) {
+	storetest.RunClusters(t, func(t *testing.T) clusterd.Store {
+		return open(t, filepath.Join(t.TempDir(), "ganger.db"))
+	})
+}
+
+// A database of schema version 1 (instances only) gets the clusters table
+// when opened, its instances kept; cluster records survive a reopen.
+func TestMigrateClusters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ganger.db")
+	s := open(t, path)
+	r := instance.Record{ID: "keep", Service: "redis", Owner: "o", State: instance.Running, CreatedAt: time.Now()}
+	if err := s.Create(t.Context(), r, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 1.
+	if _, err := s.db.Exec(`DROP TABLE clusters; DELETE FROM schema_version WHERE version > 1`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	if _, err := s.Get(t.Context(), "keep"); err != nil {
+		t.Fatalf("the instance after migrating: %v", err)
+	}
+	c := clusterd.Record{Node: "node-a", Name: "redis", Size: 1, Epoch: 3,
+		Members: []clusterd.MemberRecord{{Ordinal: 0, Incarnation: 1, State: "running"}}}
+	if err := s.SaveCluster(t.Context(), c); err != nil {
+		t.Fatalf("SaveCluster after migrating: %v", err)
+	}
+	s.Close()
+
+	s = open(t, path)
+	defer s.Close()
+	rs, err := s.Clusters(t.Context(), "node-a")
+	if err != nil || len(rs) != 1 || rs[0].Epoch != 3 || len(rs[0].Members) != 1 {
+		t.Fatalf("Clusters after reopening: %+v, %v", rs, err)
+	}
+	var versions int
+	if err := s.db.QueryRow(`SELECT count(*) FROM schema_version`).Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if ms, _ := store.LoadMigrations(migrations); versions != len(ms) {
+		t.Errorf("schema_version has %d rows, want %d", versions, len(ms))
+	}
 }
 
 // Two Stores on one file hold their own connections and their own writer
