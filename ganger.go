@@ -126,6 +126,22 @@ type Spec struct {
 	// Init, if set, runs the container's command under ganger-init. The
 	// zero Init runs the command as the container's PID 1.
 	Init Init
+	// Volumes are named volumes to mount (created by the daemon, with
+	// their labels, if they do not exist): a cluster member's data.
+	Volumes []Volume
+}
+
+// Volume is a named volume mounted into a container.
+type Volume struct {
+	Name   string
+	Target string            // absolute path in the container
+	Labels map[string]string // set when the daemon creates it
+}
+
+// NetInfo is where a started container is on its network.
+type NetInfo struct {
+	IP      string // its address
+	Gateway string // its network's gateway: the daemon's host as the container reaches it
 }
 
 // Init is how a container runs under ganger-init, Ganger's small static

@@ -54,6 +54,10 @@ func (d *Daemon) Create(ctx context.Context, spec ganger.Spec) (string, error) {
 			return "", fmt.Errorf("create %s on %s: %w", spec.Name, d.name, err)
 		}
 	}
+	for _, v := range spec.Volumes {
+		host.Mounts = append(host.Mounts, mount.Mount{Type: mount.TypeVolume, Source: v.Name, Target: v.Target,
+			VolumeOptions: &mount.VolumeOptions{Labels: v.Labels}})
+	}
 	publish := map[network.Port]bool{}
 	if d.dialMode == ganger.DialPublished {
 		publish[port] = true

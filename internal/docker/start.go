@@ -57,6 +57,28 @@ func (d *Daemon) DialAddrs(ctx context.Context, id string, ports []int) (map[int
 	return out, nil
 }
 
+// NetInfo returns the started container's address and its network's
+// gateway (the first network it has an address on).
+func (d *Daemon) NetInfo(ctx context.Context, id string) (ganger.NetInfo, error) {
+	res, err := d.cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if err != nil {
+		return ganger.NetInfo{}, fmt.Errorf("inspect container %s on %s: %w", short(id), d.name, err)
+	}
+	c := res.Container
+	if c.NetworkSettings != nil {
+		for _, ep := range c.NetworkSettings.Networks {
+			if ep != nil && ep.IPAddress.IsValid() {
+				ni := ganger.NetInfo{IP: ep.IPAddress.String()}
+				if ep.Gateway.IsValid() {
+					ni.Gateway = ep.Gateway.String()
+				}
+				return ni, nil
+			}
+		}
+	}
+	return ganger.NetInfo{}, fmt.Errorf("container %s on %s: no IP address on any network (did it exit at once?)", short(id), d.name)
+}
+
 func (d *Daemon) dialAddr(c container.InspectResponse, port int) (string, error) {
 	if c.NetworkSettings == nil {
 		return "", fmt.Errorf("no network settings (did it exit at once?)")

@@ -63,6 +63,9 @@ type Backend interface {
 	// when the daemon dials published ports. It fails if the container
 	// is not running or a port is not bound yet.
 	Published(ctx context.Context, id string) (map[int]int, error)
+	// NetInfo returns a started container's address on its network and
+	// that network's gateway.
+	NetInfo(ctx context.Context, id string) (ganger.NetInfo, error)
 	// Advertise is the address (a host, no port) where the ports this
 	// daemon publishes are reachable.
 	Advertise() string

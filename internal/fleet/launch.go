@@ -29,7 +29,10 @@ type Request struct {
 	// running (an instance, with a lifetime of its own). It is removed
 	// only by Destroy, or by a sweep of a later run that does not keep it.
 	Keep bool
-	Log  *slog.Logger // if nil, the fleet's
+	// NoReady returns once the container has started, without dialling
+	// it: a cluster member's readiness is what its ganger-init reports.
+	NoReady bool
+	Log     *slog.Logger // if nil, the fleet's
 }
 
 // defaultReadyTimeout is the ready budget of a Request that sets none.
@@ -125,7 +128,7 @@ func (f *Fleet) boot(ctx context.Context, lease *sched.Lease, r Request) (*Conta
 	case <-ctx.Done():
 		err = context.Cause(ctx)
 	}
-	if err == nil {
+	if err == nil && !r.NoReady {
 		err = c.ready(ctx, r)
 	}
 	var exit *ExitError

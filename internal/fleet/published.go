@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"fmt"
+
+	"github.com/ganger-dev/ganger"
 )
 
 // Published returns the host port its daemon bound each published port of
@@ -16,6 +18,15 @@ func (c *Container) Published(ctx context.Context) (map[int]int, error) {
 		return nil, fmt.Errorf("published ports of %s on %s: not created yet", c.ref.Name, c.ref.Daemon)
 	}
 	return c.m.b.Published(ctx, id)
+}
+
+// NetInfo is where the container is on its network, and its gateway.
+func (c *Container) NetInfo(ctx context.Context) (ganger.NetInfo, error) {
+	id := c.ID()
+	if id == "" {
+		return ganger.NetInfo{}, fmt.Errorf("network of %s on %s: not created yet", c.ref.Name, c.ref.Daemon)
+	}
+	return c.m.b.NetInfo(ctx, id)
 }
 
 // Host is the address (a host, no port) where its daemon's published

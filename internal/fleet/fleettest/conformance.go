@@ -231,6 +231,13 @@ func testStart(s *suite) {
 	if _, err := s.b.Logs(s.ctx, id, 10); err != nil {
 		s.Fatalf("logs: %v", err)
 	}
+	ni, err := s.b.NetInfo(s.ctx, id)
+	if err != nil || net.ParseIP(ni.IP) == nil || net.ParseIP(ni.Gateway) == nil {
+		s.Fatalf("NetInfo: %+v, %v; want an address and a gateway", ni, err)
+	}
+	if _, err := s.b.NetInfo(s.ctx, "conf-nosuch-"+randomHex(4)); err == nil {
+		s.Fatal("NetInfo of an unknown container succeeded")
+	}
 }
 
 // echoes reports whether what listens at addr echoes: the service itself,

@@ -452,6 +452,24 @@ func (f *Fake) DialAddrs(ctx context.Context, id string, ports []int) (map[int]s
 	return out, nil
 }
 
+// NetInfo says a running container is at 127.0.0.1, its gateway too (its
+// listeners are there).
+func (f *Fake) NetInfo(ctx context.Context, id string) (ganger.NetInfo, error) {
+	if err := f.begin(ctx, "NetInfo", nil); err != nil {
+		return ganger.NetInfo{}, fmt.Errorf("inspect container %s: %w", id, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.find(id)
+	switch {
+	case c == nil:
+		return ganger.NetInfo{}, fmt.Errorf("inspect container %s: No such container: %s", id, id)
+	case c.state != "running":
+		return ganger.NetInfo{}, fmt.Errorf("container %s: no IP address on any network (did it exit at once?)", id)
+	}
+	return ganger.NetInfo{IP: "127.0.0.1", Gateway: "127.0.0.1"}, nil
+}
+
 // Advertise is where the Fake's published ports are: 127.0.0.1.
 func (f *Fake) Advertise() string { return "127.0.0.1" }
 
