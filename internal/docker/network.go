@@ -44,6 +44,23 @@ func (d *Daemon) EnsureNetwork(ctx context.Context, n ganger.NetworkSpec) error 
 	return nil
 }
 
+// NetworkGateway returns the gateway of the named network: where its
+// containers reach the daemon's host.
+func (d *Daemon) NetworkGateway(ctx context.Context, name string) (string, error) {
+	same, err := d.networksNamed(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	for _, n := range same {
+		for _, c := range n.IPAM.Config {
+			if c.Gateway.IsValid() && c.Gateway.Is4() {
+				return c.Gateway.String(), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("network %s on %s: no IPv4 gateway", name, d.name)
+}
+
 // networksNamed lists the networks named name exactly, oldest first.
 func (d *Daemon) networksNamed(ctx context.Context, name string) ([]network.Summary, error) {
 	res, err := d.cli.NetworkList(ctx, client.NetworkListOptions{Filters: make(client.Filters).Add("name", name)})

@@ -63,6 +63,8 @@ type Backend interface {
 	// when the daemon dials published ports. It fails if the container
 	// is not running or a port is not bound yet.
 	Published(ctx context.Context, id string) (map[int]int, error)
+	// NetworkGateway returns the IPv4 gateway of the named network.
+	NetworkGateway(ctx context.Context, name string) (string, error)
 	// NetInfo returns a started container's address on its network and
 	// that network's gateway.
 	NetInfo(ctx context.Context, id string) (ganger.NetInfo, error)

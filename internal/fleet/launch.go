@@ -29,6 +29,9 @@ type Request struct {
 	// running (an instance, with a lifetime of its own). It is removed
 	// only by Destroy, or by a sweep of a later run that does not keep it.
 	Keep bool
+	// Daemon, if set, is where the container goes (counted against the
+	// limits but never waiting: a cluster member placed by its cluster).
+	Daemon string
 	// NoReady returns once the container has started, without dialling
 	// it: a cluster member's readiness is what its ganger-init reports.
 	NoReady bool
@@ -67,8 +70,19 @@ func (f *Fleet) Launch(ctx context.Context, r Request) (*Container, error) {
 	if r.ReadyTimeout <= 0 {
 		r.ReadyTimeout = defaultReadyTimeout
 	}
+	var lease *sched.Lease
+	var err error
+	if r.Daemon != "" {
+		if f.member(r.Daemon) == nil {
+			return nil, ganger.Fail(ganger.CreateFailed, errors.New("no daemon "+r.Daemon))
+		}
+		lease = f.sched.Take(r.Service, r.Daemon)
+		ctx, cancel := context.WithTimeoutCause(ctx, r.ReadyTimeout, errNotReady)
+		defer cancel()
+		return f.boot(ctx, lease, r)
+	}
 	qctx, cancel := context.WithTimeoutCause(ctx, max(r.QueueTimeout, time.Nanosecond), errQueueWait)
-	lease, err := f.acquire(qctx, r.Service)
+	lease, err = f.acquire(qctx, r.Service)
 	cancel()
 	if err != nil {
 		return nil, err

@@ -20,6 +20,15 @@ func (c *Container) Published(ctx context.Context) (map[int]int, error) {
 	return c.m.b.Published(ctx, id)
 }
 
+// NetworkGateway returns the gateway of a network on a daemon.
+func (f *Fleet) NetworkGateway(ctx context.Context, daemon, network string) (string, error) {
+	m := f.member(daemon)
+	if m == nil {
+		return "", fmt.Errorf("no daemon %s", daemon)
+	}
+	return m.b.NetworkGateway(ctx, network)
+}
+
 // NetInfo is where the container is on its network, and its gateway.
 func (c *Container) NetInfo(ctx context.Context) (ganger.NetInfo, error) {
 	id := c.ID()

@@ -235,6 +235,9 @@ func testStart(s *suite) {
 	if err != nil || net.ParseIP(ni.IP) == nil || net.ParseIP(ni.Gateway) == nil {
 		s.Fatalf("NetInfo: %+v, %v; want an address and a gateway", ni, err)
 	}
+	if gw, err := s.b.NetworkGateway(s.ctx, "bridge"); err != nil || gw != ni.Gateway {
+		s.Fatalf("NetworkGateway(bridge): %q, %v; want the container's gateway %s", gw, err, ni.Gateway)
+	}
 	if _, err := s.b.NetInfo(s.ctx, "conf-nosuch-"+randomHex(4)); err == nil {
 		s.Fatal("NetInfo of an unknown container succeeded")
 	}

@@ -452,6 +452,15 @@ func (f *Fake) DialAddrs(ctx context.Context, id string, ports []int) (map[int]s
 	return out, nil
 }
 
+// NetworkGateway is 127.0.0.1 for any network: the Fake's containers
+// listen there.
+func (f *Fake) NetworkGateway(ctx context.Context, name string) (string, error) {
+	if err := f.begin(ctx, "NetworkGateway", nil); err != nil {
+		return "", err
+	}
+	return "127.0.0.1", nil
+}
+
 // NetInfo says a running container is at 127.0.0.1, its gateway too (its
 // listeners are there).
 func (f *Fake) NetInfo(ctx context.Context, id string) (ganger.NetInfo, error) {
