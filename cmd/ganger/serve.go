@@ -103,6 +103,9 @@ func startAPI(cfg *config.Config, srv *server.Server, reload func(context.Contex
 	if sc := srv.Autoscale(); sc != nil {
 		a.Autoscale = sc
 	}
+	if m := srv.Clusters(); m != nil {
+		a.Clusters = clusters{m}
+	}
 	if m := srv.Instances(); m != nil {
 		a.Instances = newInstances(m, cfg)
 		a.InstanceServices = m.Services()

@@ -79,6 +79,8 @@ type API struct {
 	Degraded func() []string
 	// Autoscale is the node's autoscaler; nil: not configured.
 	Autoscale Autoscaler
+	// Clusters runs the node's clusters; nil: none configured.
+	Clusters Clusters
 
 	mu     sync.Mutex
 	srv    *http.Server
@@ -120,6 +122,16 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/instances/{id}/restart", a.handle(a.restartInstance))
 	mux.HandleFunc("DELETE /v1/instances/{id}", a.handle(a.deleteInstance))
 	a.pageHandlers(mux)
+	mux.Handle("GET /v1/clusters", a.reading(a.handle(a.clusters)))
+	mux.Handle("GET /v1/clusters/{name}", a.reading(a.handle(a.cluster)))
+	mux.HandleFunc("POST /v1/clusters/{name}/scale", a.mutating(a.scaleCluster))
+	mux.HandleFunc("POST /v1/clusters/{name}/members/{ordinal}/replace", a.mutating(a.replaceMember))
+	mux.HandleFunc("GET /v1/clusters/{name}/members/{ordinal}/processes", a.mutating(a.memberProcesses))
+	mux.HandleFunc("GET /v1/clusters/{name}/members/{ordinal}/processes/{process}/log", a.mutating(a.memberLog))
+	mux.HandleFunc("POST /v1/clusters/{name}/members/{ordinal}/processes/{process}/{action}", a.mutating(a.memberAct))
+	// A member's own calls, with its own token (not the API's).
+	mux.HandleFunc("GET /v1/clusters/{name}/members/{ordinal}/view", a.handle(a.memberView))
+	mux.HandleFunc("POST /v1/clusters/{name}/members/{ordinal}/report", a.handle(a.memberReport))
 	mux.Handle("GET /metrics", a.reading(a.Metrics))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	mux.HandleFunc("GET /readyz", a.ready)

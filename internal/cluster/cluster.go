@@ -181,6 +181,20 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
+// Target is the size wanted.
+func (c *Cluster) Target() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.target
+}
+
+// Spec is the cluster's configuration.
+func (c *Cluster) Spec() Spec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.spec
+}
+
 // LastIncarnation is the highest incarnation given so far: the server
 // stores it so that a restart never reuses one.
 func (c *Cluster) LastIncarnation() int64 {

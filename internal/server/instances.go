@@ -21,12 +21,16 @@ import (
 // service is mode: instance. Call it before the fleet starts: the
 // manager's live records tell the start-up sweep what to keep.
 func (s *Server) openInstances(ctx context.Context) error {
-	if !s.cfg.Instances() {
+	if !s.cfg.Stateful() {
 		return nil
 	}
 	st, err := openStore(ctx, s.cfg)
 	if err != nil {
 		return err
+	}
+	if !s.cfg.Instances() {
+		s.store = st // clusters only
+		return nil
 	}
 	var svcs []instance.Service
 	for _, sc := range s.cfg.Services {
@@ -103,6 +107,9 @@ func (s *Server) Instances() *instance.Manager { return s.instances }
 
 // keep is the fleet's sweep hook: what a live instance record owns stays.
 func (s *Server) keep(c ganger.Managed) bool {
+	if m := s.clusters; m != nil && m.Keep(c) {
+		return true
+	}
 	m := s.instances
 	return m != nil && m.Keep(c)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/session"
 )
@@ -69,7 +68,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) error {
 
 // sessionServices are the services that listen: all but instances.
 func sessionServices(svcs []config.Service) []config.Service {
-	return slices.DeleteFunc(slices.Clone(svcs), func(sc config.Service) bool { return sc.Mode == ganger.Instance })
+	return slices.DeleteFunc(slices.Clone(svcs), stateful)
 }
 
 // keepInstanceServices returns svcs with the instance services as they
@@ -78,17 +77,17 @@ func sessionServices(svcs []config.Service) []config.Service {
 func (s *Server) keepInstanceServices(svcs []config.Service) []config.Service {
 	var old, next []config.Service
 	for _, sc := range s.cfg.Services {
-		if sc.Mode == ganger.Instance {
+		if stateful(sc) {
 			old = append(old, sc)
 		}
 	}
 	for _, sc := range svcs {
-		if sc.Mode == ganger.Instance {
+		if stateful(sc) {
 			next = append(next, sc)
 		}
 	}
 	if !slices.EqualFunc(old, next, func(a, b config.Service) bool { return len(config.ServiceChanges(a, b)) == 0 && a.Name == b.Name }) {
-		s.log.Warn("reload: instance services change with a restart only; they keep their running configuration")
+		s.log.Warn("reload: instance and cluster services change with a restart only; they keep their running configuration")
 	}
 	return append(sessionServices(svcs), old...)
 }

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ganger-dev/ganger"
+	"github.com/ganger-dev/ganger/internal/clusterd"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/fleet"
 	"github.com/ganger-dev/ganger/internal/instance"
@@ -35,6 +35,7 @@ type Server struct {
 
 	store     instance.Store    // nil without instance services
 	instances *instance.Manager // nil without instance services
+	clusters  *clusterd.Manager // nil without cluster services
 	disc      *discovered       // nil without discovery
 	scale     *scaling          // nil without autoscale
 
@@ -105,6 +106,10 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.openInstances(ctx); err != nil {
 		return err
 	}
+	if err := s.openClusters(ctx); err != nil {
+		s.closeStore()
+		return err
+	}
 	if err := s.startDiscovery(ctx); err != nil {
 		s.closeStore()
 		return err
@@ -127,9 +132,15 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if s.clusters != nil {
+		if err := s.clusters.Start(ctx); err != nil {
+			s.Close()
+			return err
+		}
+	}
 	for _, sc := range s.cfg.Services {
-		if sc.Mode == ganger.Instance {
-			continue // no listener: clients reach each instance at its own ports
+		if stateful(sc) {
+			continue // no listener: clients reach each instance, or member, at its own ports
 		}
 		r, err := s.open(sc)
 		if err != nil {
@@ -234,6 +245,9 @@ func (s *Server) shutdown(force context.Context) {
 	if s.instances != nil {
 		s.instances.Close() // instances live on: the next start takes them back
 	}
+	if s.clusters != nil {
+		s.clusters.Close() // so do clusters
+	}
 	s.stopAutoscale()
 	if s.disc != nil {
 		s.disc.stopWatch()
@@ -268,6 +282,9 @@ func (s *Server) close() {
 	s.closeListeners()
 	if s.instances != nil {
 		s.instances.Close()
+	}
+	if s.clusters != nil {
+		s.clusters.Close()
 	}
 	s.stopAutoscale()
 	if s.disc != nil {

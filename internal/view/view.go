@@ -128,3 +128,56 @@ type Host struct {
 	Containers int               `json:"containers"`
 	Capacity   int               `json:"capacity"`
 }
+
+// Cluster is what the API shows of a mode: cluster service.
+type Cluster struct {
+	Name      string          `json:"name"`
+	Image     string          `json:"image"`
+	Size      int             `json:"size"` // wanted
+	MinReady  int             `json:"min_ready"`
+	Rollout   string          `json:"rollout"`
+	Epoch     int64           `json:"epoch"`
+	Leader    *int            `json:"leader"` // ordinal; null: none yet
+	Ready     int             `json:"ready"`  // members configured
+	DependsOn []ClusterDep    `json:"depends_on,omitempty"`
+	Pending   string          `json:"pending,omitempty"` // what the rollout or a scale waits for
+	Problem   string          `json:"problem,omitempty"` // a file that does not render, say
+	Members   []ClusterMember `json:"members"`
+}
+
+// ClusterDep is a cluster another waits for, and how it stands.
+type ClusterDep struct {
+	Cluster  string `json:"cluster"`
+	MinReady int    `json:"min_ready"`
+	Ready    int    `json:"ready"`
+}
+
+// ClusterMember is one member of a cluster.
+type ClusterMember struct {
+	Ordinal     int            `json:"ordinal"`
+	Incarnation int64          `json:"incarnation"`
+	State       string         `json:"state"` // pending, running, leaving
+	Daemon      string         `json:"daemon,omitempty"`
+	Container   string         `json:"container,omitempty"`
+	IP          string         `json:"ip,omitempty"`
+	Host        string         `json:"host,omitempty"`
+	Ports       map[string]int `json:"ports,omitempty"` // container port → published port
+	Ready       bool           `json:"ready"`
+	Healthy     bool           `json:"healthy"`
+	Leader      bool           `json:"leader"`
+	Released    bool           `json:"released"`    // may apply the epoch now
+	Acked       int64          `json:"acked_epoch"` // the last epoch it reported configured for
+	Report      string         `json:"report,omitempty"`
+	Reason      string         `json:"reason,omitempty"`
+	Processes   []Process      `json:"processes,omitempty"` // its ganger-init's, as last reported
+}
+
+// Process is a process a member's ganger-init runs.
+type Process struct {
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	PID      int    `json:"pid,omitempty"`
+	Restarts int    `json:"restarts"`
+	Ready    bool   `json:"ready"`
+	Healthy  bool   `json:"healthy"`
+}
