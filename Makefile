@@ -5,7 +5,7 @@ IMAGE    ?= ganger-echo:latest
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build image redis-image busybox-image docker demo test test-deps test-unit bench fuzz vet clean
+.PHONY: all build image redis-image busybox-image cluster-image docker demo test test-deps test-unit bench fuzz vet clean
 
 all: build
 
@@ -27,6 +27,10 @@ image: build docker
 redis-image: docker
 	@bash scripts/build-redis-image.sh ganger-redis:latest
 
+## cluster-image: etcd, redis and busybox FROM scratch, from Debian's packages (mode: cluster's tests)
+cluster-image: docker
+	@bash scripts/build-cluster-image.sh ganger-cluster:latest
+
 ## busybox-image: busybox and bin/ganger-init FROM scratch (ganger-init's tests and benchmarks)
 busybox-image: build docker test-deps
 	@bash scripts/build-busybox-image.sh bin/ganger-init ganger-busybox:latest
@@ -40,7 +44,7 @@ test-deps:
 	@bash scripts/ensure-test-deps.sh
 
 ## test: every test, integration tests against the real Docker Engine included
-test: image redis-image busybox-image test-deps vet
+test: image redis-image busybox-image cluster-image test-deps vet
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m ./...
 
 ## test-unit: the tests that need no Docker Engine
@@ -48,7 +52,7 @@ test-unit:
 	GANGER_SKIP_DOCKER=1 $(GO) test -count=1 -short ./...
 
 ## bench: benchmarks against a baseline measured in the same run
-bench: image redis-image busybox-image test-deps
+bench: image redis-image busybox-image cluster-image test-deps
 	$(GO) test -count=1 -run '^$$' -bench 'ColdTTFB|Throughput' -benchtime 20x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'Burst20' -benchtime 5x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'PoolTTFB' -benchtime 100x ./bench/
