@@ -30,6 +30,14 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build ganger: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// ganger-init next to it, static (it runs in images FROM scratch): the
+	// default init_binary of init: ganger.
+	initBuild := exec.Command("go", "build", "-o", filepath.Join(dir, "ganger-init"), "../ganger-init")
+	initBuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := initBuild.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build ganger-init: %v\n%s", err, out)
+		os.Exit(1)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

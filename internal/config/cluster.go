@@ -204,8 +204,10 @@ func (v *validator) cluster(p string, s Service, c *Config) {
 	case c.API.Listen == "":
 		v.fail(p+".mode", "mode: cluster needs the API (api.listen): members get their view from it")
 	default:
-		if _, wild := c.APIPort(); !wild {
+		if port, wild := c.APIPort(); !wild {
 			v.fail(q+".api", "missing: api.listen (%s) is not a wildcard address, so members' containers may not reach it; listen on 0.0.0.0:PORT or set cluster.api to the URL they reach it at", c.API.Listen)
+		} else if port == "0" {
+			v.fail(q+".api", "missing: api.listen (%s) has no fixed port to give members; choose one, or set cluster.api", c.API.Listen)
 		}
 	}
 }
