@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -243,4 +247,255 @@ func TestClusterEtcd(t *testing.T) {
 		t.Fatalf("get after the restart: %v\n%s", err, out)
 	}
 	_ = strconv.Itoa
+}
+
+const redisCluster = `node: %s
+api: {listen: "0.0.0.0:%d", token: %s}
+services:
+  - name: redis
+    mode: cluster
+    image: %[4]s
+    ports: [6379]
+    init: ganger
+    cluster: {size: 3, min_ready: 2, damper: 300ms}
+    init_config:
+      files:
+        /conf/redis.conf: |
+          port 6379
+          bind 0.0.0.0
+          protected-mode no
+          dir /tmp
+          save ""
+          appendonly no
+          {{if and .Leader (ne .Leader.Ordinal .Self.Ordinal)}}replicaof {{.Leader.IP}} 6379{{end}}
+        /conf/role.sh: |
+          n=0
+          until redis-cli {{if and .Leader (ne .Leader.Ordinal .Self.Ordinal)}}replicaof {{.Leader.IP}} 6379{{else}}replicaof no one{{end}}; do
+            n=$((n+1)); [ $n -ge 50 ] && exit 1; sleep 0.1
+          done
+      on_change: {command: ["/bin/sh", "/conf/role.sh"]}
+      processes:
+        redis: {cmd: ["/usr/bin/redis-server", "/conf/redis.conf"], ready: {tcp: "127.0.0.1:6379"}}
+  - name: app
+    mode: cluster
+    image: %[4]s
+    init: ganger
+    cluster: {size: 1, damper: 300ms, depends_on: [{cluster: redis, min_ready: 3}]}
+    init_config:
+      files:
+        /conf/redis-peers: "{{range .Deps.redis.Peers}}{{.IP}} {{end}}"
+      processes:
+        app: {cmd: ["/bin/sh", "-c", "echo redis peers: $(cat /conf/redis-peers); exec sleep 100000"]}
+`
+
+// callBody is call with a JSON body.
+func callBody(t *testing.T, method, url, bearer, body string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s %s: %v\n%s", method, url, err, b)
+		}
+	}
+	if resp.StatusCode >= 300 {
+		t.Logf("%s %s: %d %s", method, url, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+// redisDo runs one command on the Redis at addr and returns its reply's
+// first line (a bulk string's value).
+func redisDo(addr string, cmd string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "%s\r\n", cmd)
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimRight(string(buf[:n]), "\r\n"), "\r\n")
+	if strings.HasPrefix(lines[0], "$") && len(lines) > 1 {
+		return lines[1], nil
+	}
+	return lines[0], nil
+}
+
+// A Redis primary with two replicas, configured from the cluster's view
+// (the leader is the primary; the others replicaof it, set again by
+// on_change when the leader moves), and a cluster that depends on it. The
+// dependent starts its process only once Redis has 3 ready members, with
+// their addresses rendered. Scaling 3 → 5 → 3 adds and removes one member
+// at a time while the primary answers throughout. Killing the primary's
+// container makes the next member the primary, the others follow it, and
+// the data written before is still there.
+func TestClusterRedisFailover(t *testing.T) {
+	d, node := clusterDaemon(t)
+	port := freePort(t)
+	api := fmt.Sprintf("http://127.0.0.1:%d", port)
+	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(redisCluster, node, port, token, clusterImage)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := clusterProc(t, path, port)
+	c := waitCluster(t, api, token, "redis", 2*time.Minute, "formed", settled(3))
+	leader := c.Members[*c.Leader]
+	primary := leader.IP + ":6379"
+	if *c.Leader != 0 {
+		t.Fatalf("leader %d; want 0", *c.Leader)
+	}
+	dockertest.Eventually(t, 30*time.Second, "the replicas never followed the primary", func() bool {
+		for _, m := range c.Members[1:] {
+			info, _ := exec.Command("redis-cli", "-h", m.IP, "info", "replication").Output()
+			if !strings.Contains(string(info), "master_host:"+leader.IP) || !strings.Contains(string(info), "master_link_status:up") {
+				return false
+			}
+		}
+		return true
+	})
+	if got, err := redisDo(primary, "SET greeting hello"); err != nil || got != "+OK" {
+		t.Fatalf("SET on the primary: %q, %v", got, err)
+	}
+	if got, err := redisDo(primary, "WAIT 2 5000"); err != nil || got != ":2" {
+		for _, m := range c.Members {
+			info, _ := exec.Command("redis-cli", "-h", m.IP, "info", "replication").Output()
+			t.Logf("member %d (%s): %s", m.Ordinal, m.IP, info)
+		}
+		t.Fatalf("WAIT for both replicas: %q, %v", got, err)
+	}
+
+	// The dependent configured only with Redis's 3 ready members.
+	app := waitCluster(t, api, token, "app", time.Minute, "configured", settled(1))
+	if len(app.DependsOn) != 1 || app.DependsOn[0].Ready != 3 {
+		t.Fatalf("app's dependency: %+v", app.DependsOn)
+	}
+	var logs struct{ Lines []string }
+	dockertest.Eventually(t, 10*time.Second, "app's process printed nothing", func() bool {
+		call(t, "GET", api+"/v1/clusters/app/members/0/processes/app/log", token, &logs)
+		return len(logs.Lines) > 0
+	})
+	for _, m := range c.Members {
+		if !strings.Contains(logs.Lines[0], m.IP) {
+			t.Fatalf("app's rendered peers %q lack redis member %d (%s)", logs.Lines[0], m.Ordinal, m.IP)
+		}
+	}
+	if !regexp.MustCompile(`msg="member reported" component=clusters cluster=app ordinal=0 incarnation=1 epoch=\d+ state=waiting`).MatchString(p.logs.String()) {
+		t.Errorf("app's member never reported waiting before Redis was ready")
+	}
+
+	// Scale 3 → 5 → 3 while the primary answers.
+	stop := make(chan struct{})
+	pings := make(chan [2]int, 1)
+	go func() {
+		ok, failed := 0, 0
+		for {
+			select {
+			case <-stop:
+				pings <- [2]int{ok, failed}
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if got, err := redisDo(primary, "GET greeting"); err == nil && got == "hello" {
+				ok++
+			} else {
+				failed++
+				t.Logf("GET on the primary while scaling: %q, %v", got, err)
+			}
+		}
+	}()
+	scale := func(n int) {
+		req := fmt.Sprintf(`{"size": %d}`, n)
+		if code := callBody(t, "POST", api+"/v1/clusters/redis/scale", token, req, nil); code != 200 {
+			t.Fatalf("scale to %d: %d", n, code)
+		}
+	}
+	scale(5)
+	five := waitCluster(t, api, token, "redis", 2*time.Minute, "at 5", settled(5))
+	for _, m := range five.Members[3:] {
+		dockertest.Eventually(t, 30*time.Second, "a new replica never had the data", func() bool {
+			got, _ := redisDo(m.IP+":6379", "GET greeting")
+			return got == "hello"
+		})
+	}
+	scale(3)
+	three := waitCluster(t, api, token, "redis", 2*time.Minute, "back at 3", settled(3))
+	close(stop)
+	counts := <-pings
+	if counts[1] != 0 || counts[0] == 0 {
+		t.Errorf("the primary answered %d GETs and failed %d while scaling; want none failed", counts[0], counts[1])
+	}
+	for i, m := range three.Members {
+		if m.Incarnation != c.Members[i].Incarnation {
+			t.Errorf("member %d was replaced by the scaling: %+v", i, m)
+		}
+	}
+	dockertest.Eventually(t, 30*time.Second, "the scaled-away members' containers are still there", func() bool {
+		cs, _ := d.ListManaged(context.Background(), node)
+		n := 0
+		for _, ct := range cs {
+			if ct.Labels[ganger.LabelCluster] == "redis" {
+				n++
+			}
+		}
+		return n == 3
+	})
+
+	// Kill the primary's container.
+	if out, err := exec.Command("docker", "kill", leader.Container).CombinedOutput(); err != nil {
+		t.Fatalf("docker kill: %v\n%s", err, out)
+	}
+	failover := waitCluster(t, api, token, "redis", 2*time.Minute, "failed over", func(v view.Cluster) bool {
+		return v.Leader != nil && v.Members[*v.Leader].IP != leader.IP && settled(3)(v) || settled(3)(v) && v.Members[0].Incarnation != leader.Incarnation
+	})
+	now := failover.Members[*failover.Leader]
+	t.Logf("after the kill: leader %d (%s), epoch %d", now.Ordinal, now.IP, failover.Epoch)
+	dockertest.Eventually(t, 30*time.Second, "the data is not on the new primary", func() bool {
+		got, _ := redisDo(now.IP+":6379", "GET greeting")
+		return got == "hello"
+	})
+	final := waitCluster(t, api, token, "redis", 2*time.Minute, "settled after the failover", settled(3))
+	lead := final.Members[*final.Leader]
+	t.Cleanup(func() {
+		if t.Failed() {
+			last := getCluster(t, api, token, "redis")
+			t.Logf("last: epoch %d leader %v members %+v", last.Epoch, *last.Leader, last.Members)
+			for _, m := range last.Members {
+				info, _ := exec.Command("redis-cli", "-h", m.IP, "info", "replication").Output()
+				t.Logf("member %d (%s): %s", m.Ordinal, m.IP, info)
+			}
+		}
+	})
+	dockertest.Eventually(t, 30*time.Second, "the members do not all follow the leader", func() bool {
+		for _, m := range final.Members {
+			info, _ := exec.Command("redis-cli", "-h", m.IP, "info", "replication").Output()
+			want := "role:slave"
+			if m.Ordinal == lead.Ordinal {
+				want = "role:master"
+			}
+			if !strings.Contains(string(info), want) {
+				return false
+			}
+			if got, _ := redisDo(m.IP+":6379", "GET greeting"); got != "hello" {
+				return false
+			}
+		}
+		return true
+	})
+	if got, err := redisDo(lead.IP+":6379", "SET after failover"); err != nil || got != "+OK" {
+		t.Fatalf("SET on the leader after the failover: %q, %v", got, err)
+	}
 }

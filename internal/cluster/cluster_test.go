@@ -71,10 +71,15 @@ func TestDependencyGatesRelease(t *testing.T) {
 	if v := r.c.View(0); v.Release || v.Deps["other"].Ready != 2 || v.DepMinReady["other"] != 3 {
 		t.Fatalf("got release %v deps %+v min %v; want held with other at 2 of 3", v.Release, v.Deps, v.DepMinReady)
 	}
-	r.c.SetDep("other", initproto.Peers{Epoch: 5, Ready: 3})
+	r.c.SetDep("other", initproto.Peers{Epoch: 5, Ready: 3, Peers: []initproto.Member{{Ordinal: 0}, {Ordinal: 1}, {Ordinal: 2}}})
+	// Not before the view that shows the dependency ready is published:
+	// the member renders from that view.
+	if v := r.c.View(0); v.Release {
+		t.Fatalf("released before the dependency's readiness was published: deps %+v", v.Deps)
+	}
 	r.advance(time.Second)
-	if !r.c.View(0).Release {
-		t.Fatal("not released with the dependency ready")
+	if v := r.c.View(0); !v.Release || len(v.Deps["other"].Peers) != 3 {
+		t.Fatalf("release %v, deps %+v: want released with the dependency's 3 peers", v.Release, v.Deps)
 	}
 }
 
@@ -251,7 +256,9 @@ func TestLeaderMovesWhenItDies(t *testing.T) {
 	if !ok || l.Ordinal != 1 || r.c.Epoch() <= e {
 		t.Fatalf("got leader %d (%v) at epoch %d; want 1 past epoch %d", l.Ordinal, ok, r.c.Epoch(), e)
 	}
-	// The replacement comes back as ordinal 0; once ready it leads again.
+	// The replacement comes back as ordinal 0; ready, it does not take
+	// the lead back (it may lack what the leader has): leadership is
+	// sticky while its holder is ready.
 	acts := r.start()
 	if len(acts) != 1 || acts[0].Ordinal != 0 || acts[0].Kind != Start {
 		t.Fatalf("got %+v; want a start of ordinal 0", acts)
@@ -259,6 +266,13 @@ func TestLeaderMovesWhenItDies(t *testing.T) {
 	r.advance(time.Second)
 	r.report(0, StateWaiting)
 	r.configure()
+	r.advance(time.Second)
+	r.configure()
+	if l, _ := r.c.Leader(); l.Ordinal != 1 {
+		t.Fatalf("got leader %d/%d; want 1 to keep the lead", l.Ordinal, l.Incarnation)
+	}
+	// Once the leader fails, the lowest-ordinal ready member leads: 0.
+	r.report(1, StateFailed)
 	r.advance(time.Second)
 	if l, _ := r.c.Leader(); l.Ordinal != 0 || l.Incarnation != acts[0].Incarnation {
 		t.Fatalf("got leader %d/%d; want 0/%d", l.Ordinal, l.Incarnation, acts[0].Incarnation)

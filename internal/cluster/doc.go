@@ -22,7 +22,10 @@
 //     of its epoch's publication; a change of readiness bumps the epoch
 //     only when it moves the leader.
 //   - Leader: the lowest-ordinal ready member (it reported configured) of
-//     the published view; it is the epoch's, so the epoch fences it.
+//     the published view; it is the epoch's, so the epoch fences it. It is
+//     sticky: while the leader stays ready it keeps the lead, so a lower
+//     ordinal that comes back (a replacement, fresh, without the data the
+//     leader holds) does not take it over.
 //   - Release. No member is released before MinReady members are up (they
 //     report waiting or configured) and every dependency has its
 //     min_ready ready members. With rollout: parallel all are then

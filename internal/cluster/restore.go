@@ -18,11 +18,11 @@ type Saved struct {
 // Restore returns a cluster as it was: the members (by ordinal, each with
 // its incarnation, addresses, readiness and acknowledgements), the size
 // wanted and the published epoch, whose view is rebuilt from the members
-// that are alive. A member that is not alive is replaced at once; one
+// that are alive, and the leader it had (-1: none). A member that is not alive is replaced at once; one
 // that was pending (its start was under way) likewise. Nothing is
 // published again unless something changed: members that come back to
 // the same view see the same epoch.
-func Restore(spec Spec, clock Clock, lastInc int64, size int, epoch int64, saved []Saved) (*Cluster, error) {
+func Restore(spec Spec, clock Clock, lastInc int64, size int, epoch int64, leader int, saved []Saved) (*Cluster, error) {
 	c, err := New(Spec{Name: spec.Name, Rollout: spec.Rollout}, clock, lastInc)
 	if err != nil {
 		return nil, err
@@ -55,6 +55,14 @@ func Restore(spec Spec, clock Clock, lastInc int64, size int, epoch int64, saved
 	// readiness they had (the leader is recomputed from it).
 	c.pub = c.snapshot()
 	c.pub.epoch = epoch
+	if p := c.pub.peer(leader); p != nil && p.Ready && leader != c.pub.leader {
+		// The published leader, kept by stickiness, was not the lowest.
+		if old := c.pub.peer(c.pub.leader); old != nil {
+			old.Leader = false
+		}
+		p.Leader, c.pub.leader = true, leader
+		c.pub.key = c.pub.fingerprint()
+	}
 	for i, s := range saved {
 		m := c.members[i]
 		if !s.Alive {

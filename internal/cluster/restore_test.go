@@ -30,7 +30,7 @@ func TestRestoreUntouched(t *testing.T) {
 	r.up()
 	epoch, leader := r.c.Epoch(), r.c.View(0).Leader
 	spec.Name = "zk"
-	c, err := Restore(spec, r.clk, r.c.LastIncarnation(), 3, epoch, r.saved())
+	c, err := Restore(spec, r.clk, r.c.LastIncarnation(), 3, epoch, leader.Ordinal, r.saved())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestRestoreReplacesTheDead(t *testing.T) {
 	r := newRig(t, spec)
 	r.up()
 	last, epoch := r.c.LastIncarnation(), r.c.Epoch()
-	c, err := Restore(spec, r.clk, last, 3, epoch, r.saved(2))
+	c, err := Restore(spec, r.clk, last, 3, epoch, 0, r.saved(2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,38 @@ func TestRestoreRefusesHoles(t *testing.T) {
 	r := newRig(t, Spec{Size: 3, MinReady: 3, Damper: time.Second})
 	r.up()
 	s := r.saved()
-	if _, err := Restore(Spec{Name: "zk"}, r.clk, 9, 3, 1, []Saved{s[0], s[2]}); err == nil {
+	if _, err := Restore(Spec{Name: "zk"}, r.clk, 9, 3, 1, 0, []Saved{s[0], s[2]}); err == nil {
 		t.Fatal("a hole in the ordinals was accepted")
+	}
+}
+
+// A leader kept by stickiness (not the lowest ordinal) is the leader
+// after a restore too: the same epoch never names two leaders.
+func TestRestoreKeepsAStickyLeader(t *testing.T) {
+	spec := Spec{Name: "zk", Size: 3, MinReady: 2, Damper: time.Second}
+	r := newRig(t, spec)
+	r.up()
+	r.kill(0)
+	r.advance(time.Second)
+	r.configure()
+	r.start()
+	r.advance(time.Second)
+	r.report(0, StateWaiting)
+	r.configure()
+	r.advance(time.Second)
+	r.configure()
+	l, _ := r.c.Leader()
+	if l.Ordinal != 1 || !r.c.settled() {
+		t.Fatalf("leader %d, settled %v; want 1, settled", l.Ordinal, r.c.settled())
+	}
+	c, err := Restore(spec, r.clk, r.c.LastIncarnation(), 3, r.c.Epoch(), 1, r.saved())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.Leader(); got.Ordinal != 1 || c.Epoch() != r.c.Epoch() {
+		t.Fatalf("leader %d at epoch %d after the restore; want 1 at %d", got.Ordinal, c.Epoch(), r.c.Epoch())
+	}
+	if _, due := c.Next(); due {
+		t.Fatal("a change is pending after restoring an unchanged cluster")
 	}
 }

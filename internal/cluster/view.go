@@ -19,8 +19,19 @@ type snapshot struct {
 }
 
 // snapshot builds the view of the members now (epoch left unset).
+//
+// The leader is the published leader while it is still the same member
+// and ready: leadership is sticky, so a lower ordinal coming back (a
+// replaced member, fresh and possibly without the data) does not take it
+// over. Otherwise it is the lowest-ordinal ready member.
 func (c *Cluster) snapshot() snapshot {
 	s := snapshot{leader: -1, deps: maps.Clone(c.deps)}
+	keep := -1
+	if old := c.pub.peer(c.pub.leader); old != nil {
+		if m := c.holder(*old); m != nil && m.State == Running && m.Ready {
+			keep = old.Ordinal
+		}
+	}
 	for _, m := range c.members {
 		if m.State != Running {
 			continue
@@ -28,10 +39,14 @@ func (c *Cluster) snapshot() snapshot {
 		p := initproto.Member{Ordinal: m.Ordinal, Incarnation: m.Incarnation,
 			Name: fmt.Sprintf("%s-%d", c.spec.Name, m.Ordinal), IP: m.IP, Host: m.Host,
 			Ports: maps.Clone(m.Ports), Ready: m.Ready}
-		if m.Ready && s.leader < 0 {
-			s.leader, p.Leader = m.Ordinal, true
-		}
 		s.peers = append(s.peers, p)
+	}
+	for i := range s.peers {
+		p := &s.peers[i]
+		if keep >= 0 && p.Ordinal == keep || keep < 0 && p.Ready && s.leader < 0 {
+			s.leader, p.Leader = p.Ordinal, true
+			break
+		}
 	}
 	s.key = s.fingerprint()
 	return s
@@ -173,7 +188,8 @@ func (c *Cluster) gate() bool {
 		return false
 	}
 	for _, d := range c.spec.DependsOn {
-		if c.deps[d.Cluster].Ready < d.MinReady {
+		// The published view's: what the member renders from.
+		if c.pub.deps[d.Cluster].Ready < d.MinReady {
 			return false
 		}
 	}

@@ -249,7 +249,10 @@ func (m *Manager) View(ctx context.Context, name string, ordinal int, token stri
 	for {
 		ch := r.changes()
 		v := r.view(ordinal)
-		if v.Epoch != after || v.Release != released {
+		// A member whose start Ganger has not recorded yet waits: its
+		// report would come before Ganger knows it runs.
+		mem, _ := r.member(ordinal)
+		if mem.State != cluster.Pending && (v.Epoch != after || v.Release != released) {
 			return v, nil
 		}
 		select {
@@ -376,7 +379,11 @@ func (r *run) restore(ctx context.Context, rec Record, listed map[string][]gange
 	r.secret = secret
 	var saved []cluster.Saved
 	alive := map[string]bool{}
+	leader := -1
 	for _, mr := range rec.Members {
+		if mr.Leader {
+			leader = mr.Ordinal
+		}
 		st := map[string]cluster.State{"pending": cluster.Pending, "running": cluster.Running, "leaving": cluster.Leaving}[mr.State]
 		s := cluster.Saved{Member: cluster.Member{Ordinal: mr.Ordinal, Incarnation: mr.Incarnation,
 			Info:  cluster.Info{Daemon: mr.Daemon, Container: mr.Container, IP: mr.IP, Host: mr.Host, Ports: mr.Ports},
@@ -396,7 +403,7 @@ func (r *run) restore(ctx context.Context, rec Record, listed map[string][]gange
 		}
 		saved = append(saved, s)
 	}
-	c, err := cluster.Restore(r.svc.Cluster, r.m.env.Clock, rec.LastInc, rec.Size, rec.Epoch, saved)
+	c, err := cluster.Restore(r.svc.Cluster, r.m.env.Clock, rec.LastInc, rec.Size, rec.Epoch, leader, saved)
 	if err != nil {
 		return err
 	}
@@ -486,8 +493,12 @@ func (r *run) pushDeps(force bool) {
 func (r *run) save(ctx context.Context) {
 	rec := Record{Node: r.m.node, Name: r.svc.Name, Size: r.c.Target(), LastInc: r.c.LastIncarnation(),
 		Epoch: r.c.Epoch(), Secret: hex.EncodeToString(r.secret), UpdatedAt: r.m.env.Clock.Now()}
+	lead := -1
+	if l, ok := r.c.Leader(); ok {
+		lead = l.Ordinal
+	}
 	for _, mem := range r.c.Members() {
-		rec.Members = append(rec.Members, MemberRecord{Ordinal: mem.Ordinal, Incarnation: mem.Incarnation,
+		rec.Members = append(rec.Members, MemberRecord{Leader: mem.Ordinal == lead, Ordinal: mem.Ordinal, Incarnation: mem.Incarnation,
 			State: mem.State.String(), Daemon: mem.Daemon, Container: mem.Container, IP: mem.IP, Host: mem.Host,
 			Ports: mem.Ports, Pin: mem.Pin, Ready: mem.Ready, Healthy: mem.Healthy, Acked: mem.Acked, LeaveEpoch: mem.LeaveEpoch})
 	}

@@ -35,6 +35,7 @@ type MemberRecord struct {
 	Healthy     bool           `json:"healthy,omitempty"`
 	Acked       int64          `json:"acked,omitempty"`
 	LeaveEpoch  int64          `json:"leave_epoch,omitempty"`
+	Leader      bool           `json:"leader,omitempty"` // the published epoch's leader
 }
 
 // Store keeps cluster records, one per (node, name). Implementations must
