@@ -212,6 +212,56 @@ func TestClusterEtcd(t *testing.T) {
 		t.Fatalf("containers by ordinal: %v", ids)
 	}
 
+	// The CLI and the status page show it; a member's process is
+	// restarted, and its output read, through Ganger.
+	ctlRun := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(binary, append([]string{"ctl", "--api", api, "--token", token}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ganger ctl %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := ctlRun("clusters"); !regexp.MustCompile(`etcd\s+` + strconv.FormatInt(c.Epoch, 10) + `\s+0\s+3\s+3`).MatchString(out) {
+		t.Errorf("ctl clusters:\n%s", out)
+	}
+	if out := ctlRun("cluster", "etcd"); !strings.Contains(out, "leader 0, 3/3 ready") || strings.Count(out, "etcd=running") != 3 {
+		t.Errorf("ctl cluster etcd:\n%s", out)
+	}
+	if out := ctlRun("cluster", "logs", "etcd", "2", "etcd", "200"); !strings.Contains(out, "etcd") {
+		t.Errorf("ctl cluster logs:\n%s", out)
+	}
+	ctlRun("cluster", "restart", "etcd", "2", "etcd")
+	dockertest.Eventually(t, time.Minute, "member 2's etcd did not come back after its restart", func() bool {
+		out, err := etcdctl(t, "http://"+c.Members[2].IP+":2379", "get", "greeting", "--print-value-only")
+		return err == nil && strings.TrimSpace(out) == "hello from member 0"
+	})
+	if out := ctlRun("cluster", "etcd"); !strings.Contains(out, "ORDINAL") {
+		t.Errorf("ctl cluster etcd after the restart:\n%s", out)
+	}
+	var page strings.Builder
+	req, _ := http.NewRequest("GET", api+"/", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(&page, resp.Body)
+		resp.Body.Close()
+	}
+	if !strings.Contains(page.String(), `data-cluster="etcd"`) || !strings.Contains(page.String(), "epoch "+strconv.FormatInt(c.Epoch, 10)) {
+		t.Errorf("the status page shows no cluster etcd at epoch %d", c.Epoch)
+	}
+	if code := call(t, "GET", api+"/v1/clusters/etcd/members/1/view", "not-its-token", nil); code != 401 {
+		t.Errorf("a member's view with a wrong token: %d; want 401", code)
+	}
+	if code := call(t, "GET", api+"/v1/clusters/nope", token, nil); code != 404 {
+		t.Errorf("an unknown cluster: %d; want 404", code)
+	}
+	if code := callBody(t, "POST", api+"/v1/clusters/etcd/scale", token, `{"size": -1}`, nil); code != 400 {
+		t.Errorf("scale to -1: %d; want 400", code)
+	}
+	if code := callBody(t, "POST", api+"/v1/clusters/etcd/scale", "", `{"size": 5}`, nil); code != 401 {
+		t.Errorf("scale without a token: %d; want 401", code)
+	}
+
 	// kill -9 and start again: nothing is touched.
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	p.wait()
@@ -246,7 +296,6 @@ func TestClusterEtcd(t *testing.T) {
 	if out, err := etcdctl(t, "http://"+c.Members[1].IP+":2379", "get", "greeting", "--print-value-only"); err != nil || strings.TrimSpace(out) != "hello from member 0" {
 		t.Fatalf("get after the restart: %v\n%s", err, out)
 	}
-	_ = strconv.Itoa
 }
 
 const redisCluster = `node: %s

@@ -28,10 +28,19 @@ commands:
   instance create SVC [--ttl D] make an instance (D such as 30m); prints
                                its address, secrets and owner token
   instance get|extend|restart|delete ID
+  clusters                     clusters: epoch, leader, readiness
+  cluster NAME                 a cluster's members and their processes
+  cluster scale NAME N         change its size (one member at a time)
+  cluster replace NAME ORD     replace a member (same ordinal, new incarnation)
+  cluster logs NAME ORD PROC [LINES]   a member's process output
+  cluster restart|start|stop NAME ORD PROC
+  cluster signal NAME ORD PROC SIG
 Reads (status, sessions) need api.read_token or api.token unless the API
 has public_read; kill, drain, undrain and reload need api.token. Instances
 take api.token, an api.clients token, or (get, extend, delete) the
-instance's owner token; create needs none on a public service. The token
+instance's owner token; create needs none on a public service. Clusters
+read like status; scale, replace and a member's processes (logs too) need
+api.token. The token
 may also come from GANGER_TOKEN.`
 
 // ctl talks to a running ganger's API.
@@ -53,6 +62,9 @@ func ctl(args []string, stdout, stderr io.Writer) error {
 	c := &ctlClient{base: strings.TrimRight(*base, "/"), token: *token, http: &http.Client{Timeout: *timeout}}
 	if cmd == "instances" || cmd == "instance" {
 		return c.instances(cmd, rest, stdout, stderr, *asJSON)
+	}
+	if cmd == "clusters" || cmd == "cluster" {
+		return c.clusters(cmd, rest, stdout, stderr, *asJSON)
 	}
 	needArg := map[string]bool{"kill": true, "drain": true, "undrain": true}
 	if needArg[cmd] != (len(rest) == 1) || len(rest) > 1 {

@@ -98,6 +98,7 @@ var page = template.Must(template.New("status.html").Funcs(template.FuncMap{
 	"until": func(t time.Time) string { return max(time.Until(t), 0).Round(time.Second).String() },
 	"addr":  instanceAddr,
 	"ago":   func(t time.Time) string { return time.Since(t).Round(time.Second).String() },
+	"deref": func(p *int) int { return *p },
 }).ParseFS(files, "status.html"))
 
 // Handler routes every endpoint.
@@ -237,6 +238,9 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 			list[i].Owner = ""
 		}
 		data["Instances"] = list
+	}
+	if a.Clusters != nil {
+		data["Clusters"] = a.Clusters.Statuses()
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := page.Execute(w, data); err != nil {

@@ -223,8 +223,8 @@ func (a *API) memberAct(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// bearer is the request's bearer token.
-func bearer(r *http.Request) string {
+// memberToken is the bearer token a member sends.
+func memberToken(r *http.Request) string {
 	t, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	return t
 }
@@ -257,7 +257,7 @@ func (a *API) memberView(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	released := q.Get("released") == "1" || q.Get("released") == "true"
-	v, err := a.Clusters.View(r.Context(), r.PathValue("name"), o, bearer(r), after, released)
+	v, err := a.Clusters.View(r.Context(), r.PathValue("name"), o, memberToken(r), after, released)
 	if err != nil {
 		return memberFailure(w, err)
 	}
@@ -278,7 +278,7 @@ func (a *API) memberReport(w http.ResponseWriter, r *http.Request) error {
 	if err := dec.Decode(&rep); err != nil {
 		return &apiError{code: 400, msg: "bad JSON body: " + err.Error()}
 	}
-	if err := a.Clusters.Report(r.PathValue("name"), o, bearer(r), rep); err != nil {
+	if err := a.Clusters.Report(r.PathValue("name"), o, memberToken(r), rep); err != nil {
 		return memberFailure(w, err)
 	}
 	writeJSON(w, 200, map[string]string{"status": "ok"})
