@@ -32,6 +32,39 @@ type Config struct {
 	Control Control `yaml:"control"`
 	// Processes by name.
 	Processes map[string]*Process `yaml:"processes"`
+	// Files are a cluster member's files (absolute path → Go
+	// text/template). Ganger renders them from the cluster's view and
+	// sends them in the view; ganger-init only checks the paths here and
+	// writes what the view carries, before the processes start and at
+	// each released epoch.
+	Files map[string]string `yaml:"files"`
+	// OnChange is what a later released epoch does once its files are
+	// written.
+	OnChange *OnChange `yaml:"on_change"`
+	// Cluster makes ganger-init a member of a Ganger cluster: the
+	// processes wait for the first released epoch.
+	Cluster *Cluster `yaml:"cluster"`
+}
+
+// OnChange is one of: restart processes, signal them, or run a command.
+type OnChange struct {
+	Restart []string          `yaml:"restart"`
+	Signal  map[string]string `yaml:"signal"` // process → signal
+	Command []string          `yaml:"command"`
+}
+
+// Cluster is where a member's view comes from. Each field may also come
+// from the environment (GANGER_CLUSTER_API, GANGER_CLUSTER,
+// GANGER_ORDINAL, GANGER_CLUSTER_TOKEN, the token itself); the
+// environment wins, since Ganger sets it per member while the file is
+// shared by every member. GANGER_CLUSTER_API alone makes ganger-init a
+// member.
+type Cluster struct {
+	API       string `yaml:"api"` // Ganger's API, http://host:port
+	Name      string `yaml:"name"`
+	Ordinal   *int   `yaml:"ordinal"`
+	TokenFile string `yaml:"token_file"`
+	token     string // from GANGER_CLUSTER_TOKEN
 }
 
 // Control is where ganger-init listens for ganger-init ctl.
@@ -161,6 +194,7 @@ func ParseConfig(name string, b []byte) (*Config, error) {
 		}
 		return nil, &ConfigError{File: name, Problems: []string{fmt.Sprintf("%s: %v", name, err)}}
 	}
+	cfg.clusterEnv(os.LookupEnv)
 	cfg.defaults()
 	v := &checker{name: name, root: &root}
 	v.config(cfg)
@@ -303,6 +337,7 @@ func (v *checker) config(c *Config) {
 		v.process(name, c.Processes[name], c.Processes)
 	}
 	v.cycles(c.Processes)
+	v.cluster(c)
 }
 
 func (v *checker) process(name string, p *Process, all map[string]*Process) {
@@ -546,4 +581,88 @@ func signalOf(s string) syscall.Signal {
 		return syscall.SIGTERM
 	}
 	return sig
+}
+
+// clusterEnv fills the cluster's settings from the environment, which
+// wins over the file (see Cluster).
+func (c *Config) clusterEnv(lookup func(string) (string, bool)) {
+	api, ok := lookup("GANGER_CLUSTER_API")
+	if c.Cluster == nil && !ok {
+		return
+	}
+	if c.Cluster == nil {
+		c.Cluster = &Cluster{}
+	}
+	if ok {
+		c.Cluster.API = api
+	}
+	if v, ok := lookup("GANGER_CLUSTER"); ok {
+		c.Cluster.Name = v
+	}
+	if v, ok := lookup("GANGER_ORDINAL"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			n = -1 // reported by the checker
+		}
+		c.Cluster.Ordinal = &n
+	}
+	if v, ok := lookup("GANGER_CLUSTER_TOKEN"); ok {
+		c.Cluster.token = v
+	}
+}
+
+// cluster checks files, on_change and cluster. The files' templates are
+// Ganger's to parse and render: only their paths are checked here. Files
+// and on_change without cluster are valid: Ganger checks a member's config
+// without the environment it gives each member.
+func (v *checker) cluster(c *Config) {
+	for _, path := range slices.Sorted(maps.Keys(c.Files)) {
+		if !filepathIsAbs(path) {
+			v.fail([]string{"files", path}, "want an absolute path")
+		}
+	}
+	if o := c.OnChange; o != nil {
+		v.onChange(o, c.Processes)
+	}
+	k := c.Cluster
+	if k == nil {
+		return
+	}
+	if u, err := url.Parse(k.API); err != nil || u.Scheme != "http" || u.Host == "" {
+		v.fail([]string{"cluster", "api"}, "want an http:// URL (or GANGER_CLUSTER_API), got %q", k.API)
+	}
+	if !validName(k.Name) {
+		v.fail([]string{"cluster", "name"}, "want the cluster's name (or GANGER_CLUSTER), got %q", k.Name)
+	}
+	if k.Ordinal == nil || *k.Ordinal < 0 {
+		v.fail([]string{"cluster", "ordinal"}, "want the member's ordinal, 0 or more (or GANGER_ORDINAL)")
+	}
+}
+
+func (v *checker) onChange(o *OnChange, procs map[string]*Process) {
+	n := 0
+	for _, set := range []bool{len(o.Restart) > 0, len(o.Signal) > 0, len(o.Command) > 0} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		v.fail([]string{"on_change"}, "want exactly one of restart, signal or command")
+	}
+	for i, name := range o.Restart {
+		if procs[name] == nil {
+			v.fail([]string{"on_change", "restart", strconv.Itoa(i)}, "no process %q", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Signal)) {
+		if procs[name] == nil {
+			v.fail([]string{"on_change", "signal", name}, "no process %q", name)
+		}
+		if _, err := ParseSignal(o.Signal[name]); err != nil {
+			v.fail([]string{"on_change", "signal", name}, "%v", err)
+		}
+	}
+	if len(o.Command) > 0 && o.Command[0] == "" {
+		v.fail([]string{"on_change", "command"}, "missing: the command to run")
+	}
 }

@@ -63,6 +63,11 @@ type Supervisor struct {
 	fatalCode int    // set when a required process failed for good
 	lastOwn   string // the last process to exit on its own
 	finished  chan struct{}
+	// gated: a cluster member that has not applied its first released
+	// epoch; no process starts, and having none running is no reason to
+	// exit.
+	gated   bool
+	members sync.WaitGroup // the cluster member's poller
 }
 
 type proc struct {
@@ -122,6 +127,14 @@ func Supervise(opt Options) int {
 	defer s.reaper.Stop()
 	stopControl := s.serveControl()
 	defer stopControl()
+	if cfg.Cluster != nil {
+		m := newMember(s)
+		s.gated = true
+		s.members.Go(func() { m.run(s.ctx) })
+		defer s.members.Wait() // s.ctx is cancelled once everything stopped
+	} else if len(cfg.Files) > 0 || cfg.OnChange != nil {
+		s.log.Warn("files and on_change are for cluster members (cluster, or GANGER_CLUSTER_API): ignored")
+	}
 
 	for _, name := range slices.Sorted(maps.Keys(cfg.Processes)) {
 		s.add(name, cfg.Processes[name])
@@ -266,7 +279,7 @@ func (p *proc) final() bool {
 
 // schedule starts every process whose turn has come.
 func (s *Supervisor) schedule() {
-	if s.shutting {
+	if s.shutting || s.gated {
 		return
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.procs)) {
@@ -606,7 +619,7 @@ func (s *Supervisor) afterExit(p *proc, st Status, asked bool) {
 // running, restarting or able to start, and none is held down by the
 // operator (it may be started again).
 func (s *Supervisor) checkDone() {
-	if s.shutting {
+	if s.shutting || s.gated {
 		return
 	}
 	for _, p := range s.procs {
