@@ -249,6 +249,18 @@ func TestClusterEtcd(t *testing.T) {
 	if !strings.Contains(page.String(), `data-cluster="etcd"`) || !strings.Contains(page.String(), "epoch "+strconv.FormatInt(c.Epoch, 10)) {
 		t.Errorf("the status page shows no cluster etcd at epoch %d", c.Epoch)
 	}
+	var metrics strings.Builder
+	req, _ = http.NewRequest("GET", api+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		io.Copy(&metrics, resp.Body)
+		resp.Body.Close()
+	}
+	for _, want := range []string{`ganger_cluster_members{cluster="etcd",ready="true",state="running"} 3`, `ganger_cluster_epoch{cluster="etcd"} ` + strconv.FormatInt(c.Epoch, 10)} {
+		if !strings.Contains(metrics.String(), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 	if code := call(t, "GET", api+"/v1/clusters/etcd/members/1/view", "not-its-token", nil); code != 401 {
 		t.Errorf("a member's view with a wrong token: %d; want 401", code)
 	}

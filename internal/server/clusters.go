@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ganger-dev/ganger"
 	"github.com/ganger-dev/ganger/internal/cluster"
 	"github.com/ganger-dev/ganger/internal/clusterd"
 	"github.com/ganger-dev/ganger/internal/config"
 	"github.com/ganger-dev/ganger/internal/session"
+	"github.com/ganger-dev/ganger/internal/view"
 )
 
 // openClusters makes the cluster manager, when a service is mode:
@@ -72,6 +76,49 @@ func clusterService(cfg *config.Config, sc config.Service) (clusterd.Service, er
 // Clusters is the node's cluster manager, or nil when no service is
 // mode: cluster.
 func (s *Server) Clusters() *clusterd.Manager { return s.clusters }
+
+// clusterViews are the cluster services as /v1/services shows them: their
+// running members count as live.
+func (s *Server) clusterViews() []view.Service {
+	if s.clusters == nil {
+		return nil
+	}
+	var out []view.Service
+	for _, sc := range s.cfg.Services {
+		if sc.Mode != ganger.ClusterMode {
+			continue
+		}
+		live := 0
+		if c, err := s.clusters.Status(sc.Name); err == nil {
+			for _, m := range c.Members {
+				if m.State != "pending" {
+					live++
+				}
+			}
+		}
+		out = append(out, view.Service{Name: sc.Name, Mode: string(sc.Mode), Image: sc.Image, Placement: string(sc.Placement),
+			Stats: view.Stats{Live: live, Failures: map[string]int64{}}})
+	}
+	return out
+}
+
+// clusterGauges are each cluster's members by state and readiness, and
+// its epoch, for /metrics.
+func (s *Server) clusterGauges(ch chan<- prometheus.Metric) {
+	if s.clusters == nil {
+		return
+	}
+	for _, c := range s.clusters.Statuses() {
+		n := map[[2]string]int{{"running", "true"}: 0, {"running", "false"}: 0}
+		for _, m := range c.Members {
+			n[[2]string{m.State, strconv.FormatBool(m.Ready)}]++
+		}
+		for k, v := range n {
+			ch <- prometheus.MustNewConstMetric(descClusterMembers, prometheus.GaugeValue, float64(v), c.Name, k[0], k[1])
+		}
+		ch <- prometheus.MustNewConstMetric(descClusterEpoch, prometheus.GaugeValue, float64(c.Epoch), c.Name)
+	}
+}
 
 // stateful: a service whose containers outlive Ganger (instances,
 // clusters) and that listens for no session.

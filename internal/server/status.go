@@ -21,7 +21,7 @@ func (s *Server) Services() []view.Service {
 		c := r.svc.Config()
 		out = append(out, view.Service{Name: c.Name, Listen: r.ln.Addr().String(), Mode: string(c.Mode), Image: c.Image, Placement: string(c.Placement), Stats: r.svc.Stats()})
 	}
-	return append(out, s.instanceViews()...)
+	return append(append(out, s.instanceViews()...), s.clusterViews()...)
 }
 
 // Daemons returns every daemon's status, in config order.
@@ -67,21 +67,23 @@ func (s *Server) Metrics() *metrics.Metrics { return s.fleet.Metrics() }
 type gauges struct{ s *Server }
 
 var (
-	descQueue     = prometheus.NewDesc("ganger_queue_length", "Clients waiting for room.", []string{"service"}, nil)
-	descLive      = prometheus.NewDesc("ganger_live_sessions", "Sessions in progress.", []string{"service"}, nil)
-	descPoolReady = prometheus.NewDesc("ganger_pool_ready", "Ready containers waiting in the pool.", []string{"service"}, nil)
-	descPoolTgt   = prometheus.NewDesc("ganger_pool_target", "Ready containers the pool aims to keep now (pool.min, or what measured demand needs if adaptive).", []string{"service"}, nil)
-	descArrivals  = prometheus.NewDesc("ganger_pool_arrival_rate", "Sessions asking a pooled service for a container, per second, over the last few seconds.", []string{"service"}, nil)
-	descStartAvg  = prometheus.NewDesc("ganger_pool_start_seconds", "Average time from asking for a container until it answers, as the adaptive pool measures it.", []string{"service", "daemon"}, nil)
-	descInstances = prometheus.NewDesc("ganger_instances", "Live instances, by state (starting, running).", []string{"service", "state"}, nil)
-	descDaemonUp  = prometheus.NewDesc("ganger_daemon_up", "1 if the daemon answers health checks.", []string{"daemon"}, nil)
-	descDaemonCtr = prometheus.NewDesc("ganger_daemon_containers", "This node's containers on the daemon.", []string{"daemon"}, nil)
-	descStarting  = prometheus.NewDesc("ganger_daemon_starts_in_flight", "Container creates and starts in flight on the daemon.", []string{"daemon"}, nil)
-	descConns     = prometheus.NewDesc("ganger_client_connections", "Client connections open (each holds a connection slot).", nil, nil)
+	descQueue          = prometheus.NewDesc("ganger_queue_length", "Clients waiting for room.", []string{"service"}, nil)
+	descLive           = prometheus.NewDesc("ganger_live_sessions", "Sessions in progress.", []string{"service"}, nil)
+	descPoolReady      = prometheus.NewDesc("ganger_pool_ready", "Ready containers waiting in the pool.", []string{"service"}, nil)
+	descPoolTgt        = prometheus.NewDesc("ganger_pool_target", "Ready containers the pool aims to keep now (pool.min, or what measured demand needs if adaptive).", []string{"service"}, nil)
+	descArrivals       = prometheus.NewDesc("ganger_pool_arrival_rate", "Sessions asking a pooled service for a container, per second, over the last few seconds.", []string{"service"}, nil)
+	descStartAvg       = prometheus.NewDesc("ganger_pool_start_seconds", "Average time from asking for a container until it answers, as the adaptive pool measures it.", []string{"service", "daemon"}, nil)
+	descInstances      = prometheus.NewDesc("ganger_instances", "Live instances, by state (starting, running).", []string{"service", "state"}, nil)
+	descClusterMembers = prometheus.NewDesc("ganger_cluster_members", "A cluster's members, by state (pending, running, leaving) and readiness.", []string{"cluster", "state", "ready"}, nil)
+	descClusterEpoch   = prometheus.NewDesc("ganger_cluster_epoch", "A cluster's published epoch.", []string{"cluster"}, nil)
+	descDaemonUp       = prometheus.NewDesc("ganger_daemon_up", "1 if the daemon answers health checks.", []string{"daemon"}, nil)
+	descDaemonCtr      = prometheus.NewDesc("ganger_daemon_containers", "This node's containers on the daemon.", []string{"daemon"}, nil)
+	descStarting       = prometheus.NewDesc("ganger_daemon_starts_in_flight", "Container creates and starts in flight on the daemon.", []string{"daemon"}, nil)
+	descConns          = prometheus.NewDesc("ganger_client_connections", "Client connections open (each holds a connection slot).", nil, nil)
 )
 
 func (g gauges) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descInstances, descDaemonUp, descDaemonCtr, descStarting, descConns, descHosts} {
+	for _, d := range []*prometheus.Desc{descQueue, descLive, descPoolReady, descPoolTgt, descArrivals, descStartAvg, descInstances, descClusterMembers, descClusterEpoch, descDaemonUp, descDaemonCtr, descStarting, descConns, descHosts} {
 		ch <- d
 	}
 }
@@ -100,6 +102,7 @@ func (g gauges) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	g.s.instanceGauges(ch)
+	g.s.clusterGauges(ch)
 	g.s.hostGauges(ch)
 	for _, d := range g.s.Daemons() {
 		up := 0.0
