@@ -560,3 +560,55 @@ func TestClusterRedisFailover(t *testing.T) {
 		t.Fatalf("SET on the leader after the failover: %q, %v", got, err)
 	}
 }
+
+// A burst of changes within the damper makes one epoch: five members
+// replaced within a second, each gone and back, are published once.
+func TestClusterBurstIsOneEpoch(t *testing.T) {
+	_, node := clusterDaemon(t)
+	port := freePort(t)
+	api := fmt.Sprintf("http://127.0.0.1:%d", port)
+	path := filepath.Join(t.TempDir(), "ganger.yaml")
+	y := fmt.Sprintf(`node: %s
+api: {listen: "0.0.0.0:%d", token: %s}
+services:
+  - name: burst
+    mode: cluster
+    image: %s
+    init: ganger
+    cluster: {size: 6, rollout: parallel, damper: 8s}
+    init_config:
+      files:
+        /conf/peers: "{{range .Peers}}{{.Ordinal}}/{{.Incarnation}} {{end}}"
+      processes:
+        idle: {cmd: ["/bin/sleep", "100000"]}
+`, node, port, token, clusterImage)
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clusterProc(t, path, port)
+	before := waitCluster(t, api, token, "burst", 3*time.Minute, "formed", settled(6))
+	t0 := time.Now()
+	for o := 1; o <= 5; o++ {
+		if code := call(t, "POST", fmt.Sprintf("%s/v1/clusters/burst/members/%d/replace", api, o), token, nil); code != 202 {
+			t.Fatalf("replace %d: %d", o, code)
+		}
+	}
+	t.Logf("5 replacements asked within %s", time.Since(t0).Round(time.Millisecond))
+	after := waitCluster(t, api, token, "burst", 2*time.Minute, "settled after the burst", func(c view.Cluster) bool {
+		if !settled(6)(c) {
+			return false
+		}
+		for o := 1; o <= 5; o++ {
+			if c.Members[o].Incarnation == before.Members[o].Incarnation {
+				return false
+			}
+		}
+		return true
+	})
+	if after.Epoch != before.Epoch+1 {
+		t.Fatalf("epoch %d → %d after a burst of 5 changes; want one new epoch", before.Epoch, after.Epoch)
+	}
+	if after.Members[0].Incarnation != before.Members[0].Incarnation || *after.Leader != 0 {
+		t.Fatalf("member 0 or the leader changed: %+v", after.Members[0])
+	}
+}

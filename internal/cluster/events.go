@@ -51,7 +51,10 @@ func (c *Cluster) MemberReported(ordinal int, inc int64, r initproto.Report) err
 	if m.Healthy && !healthy {
 		m.Since = c.clock.Now()
 	}
-	ready := r.State == StateConfigured
+	// A member that waits for its turn to apply a new epoch still runs
+	// what it applied before: it stays ready (its dependents' counts and
+	// the leader do not dip during a rollout). A failure is not ready.
+	ready := r.State == StateConfigured || r.State == StateWaiting && m.Ready
 	if ready && r.Epoch > m.Acked {
 		m.Acked = r.Epoch
 	}

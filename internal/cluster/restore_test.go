@@ -117,3 +117,28 @@ func TestRestoreKeepsAStickyLeader(t *testing.T) {
 		t.Fatal("a change is pending after restoring an unchanged cluster")
 	}
 }
+
+// A member waiting for its turn to apply a new epoch still runs what it
+// applied: it stays ready, and the leader does not move.
+func TestWaitingKeepsReadiness(t *testing.T) {
+	r := newRig(t, Spec{Name: "zk", Size: 3, MinReady: 2, Damper: time.Second})
+	r.up()
+	e := r.c.Epoch()
+	r.kill(2)
+	r.advance(time.Second)
+	if r.c.Epoch() != e+1 {
+		t.Fatalf("epoch %d; want %d", r.c.Epoch(), e+1)
+	}
+	r.report(1, StateWaiting) // member 0 applies first
+	if m := r.c.Members()[1]; !m.Ready || !m.Healthy {
+		t.Fatalf("member 1 waiting its turn: %+v; want still ready", m)
+	}
+	r.advance(time.Second)
+	if l, _ := r.c.Leader(); l.Ordinal != 0 || r.c.Epoch() != e+1 {
+		t.Fatalf("leader %d at epoch %d; want 0 at %d", l.Ordinal, r.c.Epoch(), e+1)
+	}
+	r.report(1, StateFailed)
+	if m := r.c.Members()[1]; m.Ready || m.Healthy {
+		t.Fatalf("member 1 failed: %+v; want neither ready nor healthy", m)
+	}
+}
