@@ -59,6 +59,7 @@ type member struct {
 	onChange *OnChange
 	started  bool              // the processes were let start (the first epoch applied)
 	unsent   *initproto.Report // the last report, if it did not go through
+	applied  map[string]string // the files as last written
 }
 
 func newMember(s *Supervisor) *member {
@@ -129,9 +130,15 @@ func (m *member) apply(ctx context.Context, v *initproto.View) initproto.Report 
 			m.s.schedule()
 			m.s.checkDone()
 		})
+	} else if len(v.Files) > 0 && maps.Equal(v.Files, m.applied) {
+		// Nothing the processes read changed (a new leader nobody
+		// renders, say): on_change would only disturb them.
+		m.log.Info("epoch changes no file: on_change not run", "epoch", v.Epoch)
 	} else if err := m.change(ctx); err != nil {
+		m.applied = nil
 		return m.failed(v.Epoch, fmt.Errorf("on_change: %w", err))
 	}
+	m.applied = maps.Clone(v.Files)
 	m.log.Info("configured", "epoch", v.Epoch, "files", len(v.Files))
 	return initproto.Report{Epoch: v.Epoch, State: repConfigured}
 }

@@ -338,6 +338,17 @@ func TestClusterMember(t *testing.T) {
 	if second := readPids(t, pids, 2)[1]; second == first {
 		t.Fatalf("zk not restarted: pid %s both times", first)
 	}
+	// An epoch whose files are the same (a new leader nobody renders)
+	// runs no on_change: zk keeps running.
+	f.set(func(v *initproto.View) {
+		*v = view(3)
+		v.Release, v.Files = true, map[string]string{zoo: conf2}
+	})
+	f.report(3, "configured")
+	time.Sleep(300 * time.Millisecond) // a restart, had there been one, shows by now
+	if b, _ := os.ReadFile(pids); len(strings.Fields(string(b))) != 2 {
+		t.Fatalf("an epoch that changed no file restarted zk: pids %q", b)
+	}
 	want := []string{"after=0&released=0", "after=1&released=0", "after=1&released=1", "after=2&released=0", "after=2&released=1"}
 	if polls := f.waitPolls(len(want)); !slices.Equal(polls[:len(want)], want) {
 		t.Fatalf("polls %q; want %q first", polls, want)

@@ -3,8 +3,8 @@ package initproto
 // The cluster protocol between Ganger and the ganger-init of each member
 // of a mode: cluster service. A member's ganger-init long-polls its view
 // (GET <api>/v1/clusters/<cluster>/members/<ordinal>/view?after=<epoch>,
-// with the bearer token scoped to its cluster), renders its files from it,
-// and reports (POST .../members/<ordinal>/report) what it did with which
+// with the bearer token scoped to its cluster), writes the files Ganger
+// rendered for it, and reports (POST .../members/<ordinal>/report) what it did with which
 // epoch. A poll says what the member holds:
 // ?after=<epoch>&released=<0|1>. Ganger answers at once when its view of
 // the member differs (another epoch, or the release given or taken back),
