@@ -64,11 +64,9 @@ func removeNode(t *testing.T, d *docker.Daemon, node string) {
 	for _, c := range cs {
 		d.Remove(ctx, c.ID)
 	}
-	out, _ := exec.Command("docker", "volume", "ls", "-q", "--filter", "label="+ganger.LabelCluster).Output()
+	out, _ := exec.Command("docker", "volume", "ls", "-q", "--filter", "label="+ganger.LabelOwner+"="+node).Output()
 	for _, v := range strings.Fields(string(out)) {
-		if strings.HasPrefix(v, "ganger-"+node) {
-			exec.Command("docker", "volume", "rm", "-f", v).Run()
-		}
+		exec.Command("docker", "volume", "rm", "-f", v).Run()
 	}
 }
 
@@ -575,12 +573,12 @@ services:
     mode: cluster
     image: %s
     init: ganger
-    cluster: {size: 6, rollout: parallel, damper: 8s}
+    cluster: {size: 6, rollout: parallel, damper: 8s, volumes: per_ordinal}
     init_config:
       files:
         /conf/peers: "{{range .Peers}}{{.Ordinal}}/{{.Incarnation}} {{end}}"
       processes:
-        idle: {cmd: ["/bin/sleep", "100000"]}
+        idle: {cmd: ["/bin/sh", "-c", "echo start >> /data/starts; echo starts: $(grep -c start /data/starts); exec sleep 100000"]}
 `, node, port, token, clusterImage)
 	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
 		t.Fatal(err)
@@ -610,5 +608,18 @@ services:
 	}
 	if after.Members[0].Incarnation != before.Members[0].Incarnation || *after.Leader != 0 {
 		t.Fatalf("member 0 or the leader changed: %+v", after.Members[0])
+	}
+	// Each replacement found its ordinal's volume: its second start.
+	for _, o := range []int{0, 3} {
+		var lg struct{ Lines []string }
+		want := map[int]string{0: "starts: 1", 3: "starts: 2"}[o]
+		dockertest.Eventually(t, 10*time.Second, fmt.Sprintf("member %d's log never said %q", o, want), func() bool {
+			call(t, "GET", fmt.Sprintf("%s/v1/clusters/burst/members/%d/processes/idle/log", api, o), token, &lg)
+			return slices.Contains(lg.Lines, want)
+		})
+	}
+	out, _ := exec.Command("docker", "volume", "ls", "-q", "--filter", "label="+ganger.LabelOwner+"="+node).Output()
+	if n := len(strings.Fields(string(out))); n != 6 {
+		t.Fatalf("%d volumes of the node; want 6, one per ordinal:\n%s", n, out)
 	}
 }

@@ -647,7 +647,9 @@ func (r *run) removeOld(ctx context.Context, ordinal int, old cluster.Old) {
 func (r *run) launch(ctx context.Context, a cluster.Action) (*fleet.Container, cluster.Info, error) {
 	svc := r.svc
 	spec := svc.Spec
-	spec.Name = fmt.Sprintf("ganger-%s-%d-%d", svc.Name, a.Ordinal, a.Incarnation)
+	// The node in the names: two nodes may run clusters of one name on a
+	// daemon.
+	spec.Name = fmt.Sprintf("ganger-%s-%s-%d-%d", r.m.node, svc.Name, a.Ordinal, a.Incarnation)
 	spec.Labels = maps.Clone(svc.Spec.Labels)
 	spec.Labels[ganger.LabelCluster] = svc.Name
 	spec.Labels[ganger.LabelOrdinal] = strconv.Itoa(a.Ordinal)
@@ -670,8 +672,9 @@ func (r *run) launch(ctx context.Context, a cluster.Action) (*fleet.Container, c
 	}
 	spec.Init.Config = cfg
 	if svc.VolumePath != "" {
-		spec.Volumes = []ganger.Volume{{Name: fmt.Sprintf("ganger-%s-%d", svc.Name, a.Ordinal), Target: svc.VolumePath,
-			Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelCluster: svc.Name, ganger.LabelOrdinal: strconv.Itoa(a.Ordinal)}}}
+		spec.Volumes = []ganger.Volume{{Name: VolumeName(r.m.node, svc.Name, a.Ordinal), Target: svc.VolumePath,
+			Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: r.m.node,
+				ganger.LabelCluster: svc.Name, ganger.LabelOrdinal: strconv.Itoa(a.Ordinal)}}}
 	}
 	c, err := r.m.env.Fleet.Launch(ctx, fleet.Request{Service: svc.Name, Spec: spec, Daemon: a.Daemon,
 		NoReady: true, Keep: true, ReadyTimeout: svc.Ready, Log: r.log})
@@ -697,6 +700,12 @@ func (r *run) launch(ctx context.Context, a cluster.Action) (*fleet.Container, c
 		}
 	}
 	return c, info, nil
+}
+
+// VolumeName is the volume of a cluster member's ordinal (volumes:
+// per_ordinal).
+func VolumeName(node, cluster string, ordinal int) string {
+	return fmt.Sprintf("ganger-%s-%s-%d", node, cluster, ordinal)
 }
 
 // withControl sets ganger-init's TCP control in its config: Ganger's
