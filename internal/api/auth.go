@@ -149,4 +149,18 @@ func splitHost(s string) (host, port string) {
 
 // exemptFromHostCheck are the health checks: load balancers probe them
 // under any name, and they tell nothing.
-func exemptFromHostCheck(path string) bool { return path == "/healthz" || path == "/readyz" }
+func exemptFromHostCheck(path string) bool {
+	return path == "/healthz" || path == "/readyz" || memberCall(path)
+}
+
+// memberCall: a cluster member's own view or report, with its own token
+// (no browser holds one: DNS rebinding gains nothing), from a container
+// that may know the API by any name (cluster.api).
+func memberCall(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/v1/clusters/")
+	if !ok {
+		return false
+	}
+	parts := strings.Split(rest, "/")
+	return len(parts) == 4 && parts[1] == "members" && (parts[3] == "view" || parts[3] == "report")
+}

@@ -33,6 +33,9 @@ func TestHostHeader(t *testing.T) {
 		{"proxy.example:8080", "/", 200},
 		{"[fd00::1]:5480", "/", 200},
 		{"evil.example", "/", 421},
+		{"evil.example", "/v1/clusters", 421},
+		{"members.internal:5480", "/v1/clusters/zk/members/0/view", 404}, // a member's own call: its token guards it
+		{"members.internal:5480", "/v1/clusters/zk/members/0/view/x", 421},
 		{"evil.example:5480", "/v1/services", 421},
 		{"localhost.evil.example", "/metrics", 421},
 		{"proxy.example", "/", 421}, // port 80, not 8080
