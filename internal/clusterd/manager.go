@@ -578,6 +578,7 @@ func (r *run) start(ctx context.Context, a cluster.Action) {
 	}
 	r.mu.Lock()
 	r.fails[a.Ordinal] = 0
+	delete(r.reports, a.Ordinal) // the last incarnation's
 	r.mu.Unlock()
 	r.hold(a.Ordinal, a.Incarnation, c)
 	r.log.Info("member started", "ordinal", a.Ordinal, "incarnation", a.Incarnation, "daemon", info.Daemon, "ip", info.IP)

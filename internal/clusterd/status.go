@@ -36,8 +36,11 @@ func (m *Manager) Status(name string) (view.Cluster, error) {
 	deps := r.m.depsOf(spec)
 	r.mu.Unlock()
 	out.DependsOn = deps
-	var waiting []int
+	var waiting, silent []int
 	for _, mem := range r.c.Members() {
+		if _, reported := reports[mem.Ordinal]; mem.State == cluster.Running && !reported && !mem.Healthy {
+			silent = append(silent, mem.Ordinal)
+		}
 		v := r.c.View(mem.Ordinal)
 		vm := view.ClusterMember{Ordinal: mem.Ordinal, Incarnation: mem.Incarnation, State: mem.State.String(),
 			Daemon: mem.Daemon, Container: shortID(mem.Container), IP: mem.IP, Host: mem.Host, Ports: mem.Ports,
@@ -55,6 +58,8 @@ func (m *Manager) Status(name string) (view.Cluster, error) {
 		out.Members = append(out.Members, vm)
 	}
 	switch {
+	case len(silent) > 0:
+		out.Pending = fmt.Sprintf("members %v have not reported yet (do they reach Ganger's API?)", silent)
 	case epoch == 0:
 		out.Pending = "bootstrap: waiting for the members to start"
 	case len(waiting) > 0:
