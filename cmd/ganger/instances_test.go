@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -97,22 +96,7 @@ func startInstanceProc(t *testing.T, path string) (*proc, string) {
 // decodes the answer into v if it is not nil.
 func call(t *testing.T, method, url, bearer string, v any) int {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if v != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(body, v); err != nil {
-			t.Fatalf("%s %s: %v\n%s", method, url, err, body)
-		}
-	}
-	return resp.StatusCode
+	return callBody(t, method, url, bearer, "", v)
 }
 
 // redisSession connects to an instance, AUTHs with password and runs
