@@ -217,13 +217,29 @@ func loadCerts(file string) ([]*x509.Certificate, error) {
 func configFlag(cmd string, args []string, stderr io.Writer) (string, error) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file")
+	path := fs.String("config", defaultConfig(), "config file (default: $GANGER_CONFIG, else "+systemConfig+" if it exists)")
 	if err := fs.Parse(args); err != nil {
 		return "", errUsage
 	}
 	if *path == "" || fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "usage: ganger %s --config FILE\n", cmd)
+		fmt.Fprintf(stderr, "usage: ganger %s --config FILE (or GANGER_CONFIG, or %s)\n", cmd, systemConfig)
 		return "", errUsage
 	}
 	return *path, nil
+}
+
+// systemConfig is where a packaged Ganger (its image, its systemd unit)
+// keeps its config.
+const systemConfig = "/etc/ganger/ganger.yaml"
+
+// defaultConfig is the config file when --config is not given:
+// $GANGER_CONFIG, else systemConfig if it exists, else none.
+func defaultConfig() string {
+	if p := os.Getenv("GANGER_CONFIG"); p != "" {
+		return p
+	}
+	if _, err := os.Stat(systemConfig); err == nil {
+		return systemConfig
+	}
+	return ""
 }

@@ -60,6 +60,20 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// With no --config, GANGER_CONFIG names the file (as in Ganger's image).
+func TestConfigFromEnvironment(t *testing.T) {
+	cmd := exec.Command(binary, "check")
+	cmd.Env = append(os.Environ(), "GANGER_CONFIG=../../examples/ganger.yaml")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("check with GANGER_CONFIG: %v\n%s", err, out)
+	}
+	cmd = exec.Command(binary, "check")
+	cmd.Env = append(os.Environ(), "GANGER_CONFIG=/nonexistent/ganger.yaml")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "/nonexistent/ganger.yaml") {
+		t.Fatalf("check with GANGER_CONFIG naming no file: %v\n%s", err, out)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"frobnicate"}, {"serve"}, {"check"}} {
 		err := exec.Command(binary, args...).Run()

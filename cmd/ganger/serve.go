@@ -25,10 +25,10 @@ import (
 func serve(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file")
+	path := fs.String("config", defaultConfig(), "config file (default: $GANGER_CONFIG, else "+systemConfig+" if it exists)")
 	pidFile := fs.String("pid-file", "", "write the process id here (for ganger reload)")
 	if err := fs.Parse(args); err != nil || *path == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: ganger serve --config FILE [--pid-file FILE]")
+		fmt.Fprintln(stderr, "usage: ganger serve --config FILE [--pid-file FILE] (or GANGER_CONFIG, or "+systemConfig+")")
 		return errUsage
 	}
 	return runServer(*path, *pidFile, stderr)
