@@ -521,7 +521,7 @@ func TestClusterRedisFailover(t *testing.T) {
 		t.Fatalf("docker kill: %v\n%s", err, out)
 	}
 	failover := waitCluster(t, api, token, "redis", 2*time.Minute, "failed over", func(v view.Cluster) bool {
-		return v.Leader != nil && v.Members[*v.Leader].IP != leader.IP && settled(3)(v) || settled(3)(v) && v.Members[0].Incarnation != leader.Incarnation
+		return settled(3)(v) && v.Members[0].Incarnation != leader.Incarnation && v.Members[*v.Leader].Incarnation != leader.Incarnation
 	})
 	now := failover.Members[*failover.Leader]
 	t.Logf("after the kill: leader %d (%s), epoch %d", now.Ordinal, now.IP, failover.Epoch)

@@ -142,3 +142,26 @@ func TestWaitingKeepsReadiness(t *testing.T) {
 		t.Fatalf("member 1 failed: %+v; want neither ready nor healthy", m)
 	}
 }
+
+// A replacement that starts before the view without its predecessor is
+// published is not released at the predecessor's epoch, and does not see
+// itself as its predecessor: it waits for a view of its own.
+func TestReplacementWaitsForItsOwnView(t *testing.T) {
+	r := newRig(t, Spec{Name: "redis", Size: 3, MinReady: 2, Damper: time.Second})
+	r.up()
+	e := r.c.Epoch()
+	r.kill(0)
+	acts := r.start() // within the damper: the published view still shows the dead one
+	v := r.c.View(0)
+	if v.Epoch != e || v.Release || v.Self.Incarnation != acts[0].Incarnation {
+		t.Fatalf("the replacement's view at the old epoch: release %v, self %+v; want held, itself", v.Release, v.Self)
+	}
+	r.report(0, StateWaiting)
+	r.advance(time.Second)
+	if l, _ := r.c.Leader(); l.Ordinal != 1 {
+		t.Fatalf("leader %d; want 1 (the replacement is not ready)", l.Ordinal)
+	}
+	if v := r.c.View(0); !v.Release || v.Epoch != e+1 || v.Self.Incarnation != acts[0].Incarnation {
+		t.Fatalf("the replacement's view at its own epoch: %+v", v)
+	}
+}

@@ -133,9 +133,11 @@ func (c *Cluster) View(ordinal int) initproto.View {
 			v.DepMinReady[d.Cluster] = d.MinReady
 		}
 	}
-	if p := c.pub.peer(ordinal); p != nil {
+	if p := c.pub.peer(ordinal); p != nil && c.holder(*p) != nil {
 		v.Self = *p
 	} else if ordinal >= 0 && ordinal < len(c.members) {
+		// Not (or no longer) among the peers, or a new incarnation of
+		// the ordinal the published view still shows: itself as it is.
 		m := c.members[ordinal]
 		v.Self = initproto.Member{Ordinal: ordinal, Incarnation: m.Incarnation,
 			Name: fmt.Sprintf("%s-%d", c.spec.Name, ordinal), IP: m.IP, Host: m.Host,
@@ -159,7 +161,9 @@ func (c *Cluster) released(ordinal int) bool {
 	if c.members[ordinal].State == Leaving {
 		return c.members[ordinal].LeaveEpoch > 0 // it learns it leaves
 	}
-	if c.pub.peer(ordinal) == nil || !c.gate() {
+	// Only the incarnation the published view shows may apply it: a
+	// replacement waits for a view of its own.
+	if p := c.pub.peer(ordinal); p == nil || c.holder(*p) == nil || !c.gate() {
 		return false
 	}
 	if c.spec.Rollout == Parallel {

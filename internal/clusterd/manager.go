@@ -14,6 +14,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"text/template"
 	"time"
@@ -333,6 +334,7 @@ type run struct {
 	fails     map[int]int              // failed starts in a row, by ordinal
 	renderErr string
 	deps      initproto.Peers // last given to dependents
+	logged    int64           // the last epoch logged
 	wake      chan struct{}
 }
 
@@ -452,6 +454,17 @@ func (r *run) loop(ctx context.Context) {
 
 // changed saves the record, wakes the polls and tells dependents.
 func (r *run) changed(ctx context.Context) {
+	if v := r.c.View(-1); v.Epoch != r.logged {
+		r.logged = v.Epoch
+		leader, peers := -1, make([]string, 0, len(v.Peers))
+		if v.Leader != nil {
+			leader = v.Leader.Ordinal
+		}
+		for _, p := range v.Peers {
+			peers = append(peers, fmt.Sprintf("%d/%d", p.Ordinal, p.Incarnation))
+		}
+		r.log.Info("epoch published", "epoch", v.Epoch, "leader", leader, "peers", strings.Join(peers, " "))
+	}
 	r.save(ctx)
 	r.mu.Lock()
 	close(r.notify)
