@@ -183,6 +183,9 @@ func runAgent(cfg *agentConfig, log *slog.Logger) error {
 	}
 	log = log.With("host", cfg.name)
 	log.Info("ganger agent starting", "version", version, "id", id, "docker", cfg.docker, "etcd", cfg.etcd)
+	sd := notifier(log) // systemd's Type=notify: READY=1 once registered
+	defer sd.Watchdog()()
+	sd.Status("starting: pinging Docker, connecting to etcd")
 	stop, force := signals(log, [3]string{
 		"signal: draining, then deregistering (again to skip the drain)",
 		"signal: skipping the drain; deregistering (again to exit now)",
@@ -204,6 +207,7 @@ func runAgent(cfg *agentConfig, log *slog.Logger) error {
 		MaxContainers: cfg.maxContainers, Labels: cfg.labels, RegisteredAt: time.Now().UTC()}}
 	// A replaced host's new agent (another id) waits out the old agent's
 	// lease before it gives up.
+	sd.Status("registering in etcd as host " + cfg.name)
 	reg, err := c.Register(stop, discovery.KindHosts, cfg.name, id, a.value, cfg.ttl, 2*cfg.ttl)
 	switch {
 	case errors.Is(err, discovery.ErrTaken):
@@ -215,8 +219,11 @@ func runAgent(cfg *agentConfig, log *slog.Logger) error {
 		return fmt.Errorf("register host %s: %w", cfg.name, err)
 	}
 	log.Info("agent registered", "key", reg.Key(), "ttl", cfg.ttl)
+	sd.Ready("registered as " + reg.Key())
 	<-stop.Done()
+	sd.Stopping("draining: no new containers here; waiting for Ganger's to end")
 	drainHost(force, a, reg, d, cfg.drainTimeout, log)
+	sd.Status("deregistering")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := reg.Revoke(ctx); err != nil {

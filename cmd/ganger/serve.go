@@ -42,6 +42,9 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	log.Info("ganger starting", "version", version, "node", cfg.Node, "config", path)
 	logWarnings(cfg, log)
+	sd := notifier(log) // systemd's Type=notify: READY=1 once every listener is open
+	defer sd.Watchdog()()
+	sd.Status("starting: daemons, images, listeners")
 
 	if n, err := server.RaiseFileLimit(); err != nil {
 		log.Warn("cannot raise the open-file limit", "limit", n, "err", err)
@@ -50,6 +53,10 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 		"signal: shutting down gracefully (again to skip the drain)",
 		"signal: skipping the drain; closing sessions and removing containers (again to exit now)",
 		"signal: exiting now; the next start-up sweep removes what is left"})
+	notifyCtx, endNotify := context.WithCancel(context.Background())
+	defer endNotify()
+	go notifyStopping(notifyCtx, sd, stop, force, "shutting down: no new sessions; draining",
+		"shutting down: drain skipped; closing sessions, removing containers")
 	srv, err := server.NewDocker(cfg, log)
 	if err != nil {
 		return err
@@ -67,13 +74,31 @@ func runServer(path, pidFile string, stderr io.Writer) error {
 		}
 		defer os.Remove(pidFile)
 	}
-	reload := func(ctx context.Context) error { return reloadFile(ctx, srv, path, log) }
-	go reloadOnHUP(stop, reload, log)
+	reload := func(ctx context.Context) error {
+		if stop.Err() == nil {
+			sd.Reloading("reloading " + path)
+		}
+		err := reloadFile(ctx, srv, path, log)
+		if stop.Err() == nil { // back to ready, with either config
+			if err != nil {
+				sd.Ready("serving; the reload of " + time.Now().Format(time.DateTime) + " failed, the previous config goes on (see the log)")
+			} else {
+				sd.Ready("serving; config reloaded " + time.Now().Format(time.DateTime))
+			}
+		}
+		return err
+	}
+	// SIGHUP is caught from here on, before READY=1: systemctl reload may
+	// follow it at once, and an uncaught SIGHUP ends the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go reloadOnHUP(stop, hup, reload, log)
 	a, err := startAPI(cfg, srv, reload, log)
 	if err != nil {
 		srv.Close()
 		return err
 	}
+	sd.Ready(fmt.Sprintf("serving %d service(s) from %s", len(cfg.Services), path))
 	err = srv.Serve(stop, force)
 	if a != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -149,11 +174,9 @@ func reloadFile(ctx context.Context, srv *server.Server, path string, log *slog.
 	return srv.Reload(ctx, cfg)
 }
 
-// reloadOnHUP reloads the config file at each SIGHUP until ctx ends. An
-// invalid file changes nothing; its errors are logged.
-func reloadOnHUP(ctx context.Context, reload func(context.Context) error, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// reloadOnHUP reloads the config file at each SIGHUP on hup until ctx
+// ends. An invalid file changes nothing; its errors are logged.
+func reloadOnHUP(ctx context.Context, hup chan os.Signal, reload func(context.Context) error, log *slog.Logger) {
 	defer signal.Stop(hup)
 	for {
 		select {
