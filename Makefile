@@ -66,6 +66,9 @@ bench: image redis-image busybox-image cluster-image test-deps
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkInit' -benchtime 1x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'GangerInit' -benchtime 40x ./bench/
 	$(GO) test -count=1 -run '^$$' -bench 'HostDiscovery' -benchtime 1x -timeout 10m ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'ClusterForm' -benchtime 4x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'ClusterFailover' -benchtime 3x ./bench/
+	$(GO) test -count=1 -run '^$$' -bench 'ClusterLongPoll' -benchtime 1000x ./internal/clusterd/
 
 ## fuzz: fuzz the config parser for FUZZTIME (default 60s); what it finds lands in internal/config/testdata/fuzz
 fuzz:

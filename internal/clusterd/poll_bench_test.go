@@ -133,8 +133,8 @@ func (c *tickClock) before(t time.Time) (time.Time, bool) {
 // each epoch released). Each iteration, with every member's poll waiting
 // on the settled view:
 //
-//   - unready: the leader reports waiting (its process turned unready): the
-//     lead moves, a new epoch; all three polls are timed;
+//   - failed: the leader reports failed (its process failed): the lead
+//     moves, a new epoch; all three polls are timed;
 //   - died: a member's container exits (the Fake's die event, as after a
 //     docker kill), ordinals in turn: it leaves the view, a new epoch; the
 //     two other polls are timed.
@@ -159,7 +159,7 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 	f.Sched().AddService(name, sched.ServiceLimits{QueueMax: 100})
 	st := newMemStore()
 	svc := Service{Name: name, API: "http://127.0.0.1:1", Ready: 10 * time.Second,
-		Spec: ganger.Spec{Image: "img", Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: "n", ganger.LabelService: name}},
+		Spec:    ganger.Spec{Image: "img", Labels: map[string]string{ganger.LabelManaged: "true", ganger.LabelOwner: "n", ganger.LabelService: name}},
 		Cluster: cluster.Spec{Name: name, Size: size, Damper: 0}}
 	clock := &tickClock{}
 	mgr = NewManager("n", Env{Fleet: f, Store: st, Clock: clock}, []Service{svc})
@@ -168,6 +168,11 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 	}
 	if err := f.Start(ctx); err != nil {
 		b.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); fake.Calls("Events") == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // a death before it is open would be missed
+			b.Fatal("the fleet never opened the daemon's event stream")
+		}
 	}
 	b.Cleanup(func() {
 		mgr.Close()
@@ -221,7 +226,7 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 	early := 0 // polls answered before the epoch's record was saved
 	// poll blocks the members' polls on the settled view c, then calls
 	// change and times each poll's return with a newer epoch.
-	poll := func(c view.Cluster, ords []int, change func()) []sample {
+	poll := func(what string, c view.Cluster, ords []int, change func()) []sample {
 		type ret struct {
 			at    time.Time
 			epoch int64
@@ -246,7 +251,8 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 		for range ords {
 			rt := <-rets
 			if rt.err != nil || rt.epoch <= c.Epoch {
-				b.Fatalf("a poll answered %v with epoch %d (was %d)", rt.err, rt.epoch, c.Epoch)
+				now, _ := mgr.Status(name)
+				b.Fatalf("%s: a poll answered %v with epoch %d (was %d)\nbefore: %+v\nnow: %+v", what, rt.err, rt.epoch, c.Epoch, c, now)
 			}
 			saved, ok := st.savedAt(rt.epoch)
 			if !ok {
@@ -288,17 +294,16 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 		return out
 	}
 
-	var unready, died []sample
+	var failed, died []sample
 	var base []time.Duration
 	c := settle()
 	b.ResetTimer()
 	for i := range b.N {
-		b.StopTimer() // only the polls' waits count, as samples
 		base = append(base, wake(size)...)
 
 		lead := c.Members[*c.Leader]
-		unready = append(unready, poll(c, []int{0, 1, 2}, func() {
-			if err := mgr.Report(name, lead.Ordinal, token(lead), initproto.Report{Epoch: c.Epoch, State: cluster.StateWaiting}); err != nil {
+		failed = append(failed, poll("failed", c, []int{0, 1, 2}, func() {
+			if err := mgr.Report(name, lead.Ordinal, token(lead), initproto.Report{Epoch: c.Epoch, State: cluster.StateFailed, Reason: "bench"}); err != nil {
 				b.Fatal(err)
 			}
 		})...)
@@ -307,7 +312,7 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 		victim := c.Members[i%size]
 		others := slices.DeleteFunc([]int{0, 1, 2}, func(o int) bool { return o == victim.Ordinal })
 		id := r.c.Members()[victim.Ordinal].Container
-		died = append(died, poll(c, others, func() { fake.Exit(id, 137) })...)
+		died = append(died, poll("died", c, others, func() { fake.Exit(id, 137) })...)
 		c = settle()
 	}
 	b.StopTimer()
@@ -322,7 +327,7 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 		}
 		return out
 	}
-	all := append(slices.Clone(unready), died...)
+	all := append(slices.Clone(failed), died...)
 	fromChange, fromPub := col(all, false), col(all, true)
 	b.ReportMetric(msOf(quantile(fromChange, 50)), "p50-ms")
 	b.ReportMetric(msOf(quantile(fromChange, 99)), "p99-ms")
@@ -338,8 +343,8 @@ func BenchmarkClusterLongPoll(b *testing.B) {
 			msOf(quantile(d, 50)), msOf(quantile(d, 99)), msOf(quantile(d, 100)))
 	}
 	fmt.Printf("cluster long-poll, %d members, damper 0, Manager.View in process (n=%d changes of each kind):\n", size, b.N)
-	line("leader unready, change -> poll answered:", col(unready, false))
-	line("leader unready, published -> poll answered:", col(unready, true))
+	line("leader failed, report -> poll answered:", col(failed, false))
+	line("leader failed, published -> poll answered:", col(failed, true))
 	line("member died, exit -> poll answered:", col(died, false))
 	line("member died, published -> poll answered:", col(died, true))
 	line("all, change -> poll answered:", fromChange)
