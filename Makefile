@@ -5,7 +5,7 @@ IMAGE    ?= ganger-echo:latest
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 0
 
-.PHONY: all build image redis-image busybox-image cluster-image docker demo test test-deps test-unit bench fuzz vet clean
+.PHONY: all build image image-ganger redis-image busybox-image cluster-image docker demo test test-deps test-unit bench fuzz vet clean
 
 all: build
 
@@ -22,6 +22,10 @@ docker:
 ## image: the demo service image, FROM scratch, built locally (no registry)
 image: build docker
 	@bash scripts/build-image.sh bin/ganger-echo $(IMAGE)
+
+## image-ganger: Ganger's own image, ganger:$(VERSION) and ganger:latest, FROM scratch (no registry, no builder)
+image-ganger: build docker
+	@bash scripts/build-ganger-image.sh $(VERSION)
 
 ## redis-image: a Redis server image FROM scratch, from Debian's redis-tools (for the benchmarks)
 redis-image: docker
