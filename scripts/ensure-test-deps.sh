@@ -7,7 +7,8 @@
 # busybox-static (the ganger-busybox image that ganger-init's tests run in)
 # and the inits ganger-init is measured against: tini, dumb-init, runit and
 # s6; etcd-server and etcd-client (discovery's tests start their own etcd,
-# so the packaged service is disabled) and haproxy.
+# so the packaged service is disabled) and haproxy; netcat-openbsd (nc: the
+# guides use it).
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
@@ -23,6 +24,7 @@ command -v s6-svscan >/dev/null 2>&1 || missing+=(s6)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "ensure-test-deps: missing ${missing[*]}; install Debian's packages of those names" >&2
