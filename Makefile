@@ -2,7 +2,7 @@
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 IMAGE    ?= ganger-echo:latest
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse HEAD 2>/dev/null) -X main.buildDate=$(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
 export CGO_ENABLED := 0
 
 .PHONY: all build image image-ganger redis-image busybox-image cluster-image docker demo test test-deps test-unit bench fuzz vet clean

@@ -17,9 +17,6 @@ import (
 	"os"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // errUsage marks a command-line mistake: usage is printed, exit code 2.
 var errUsage = errors.New("usage")
 
@@ -50,7 +47,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "agent":
 		return agent(args[1:], stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "ganger %s\n", version)
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help", "-help":
 		usage(stdout)
