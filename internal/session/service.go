@@ -56,6 +56,7 @@ type Service struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	closed   bool
+	serving  bool           // Serve started the supply (its pool): Shutdown stops it
 	sessions sync.WaitGroup // live sessions
 }
 
@@ -203,12 +204,18 @@ func (s *Service) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = ln
 	closed := s.closed
+	if !closed {
+		// Under the lock: a Shutdown running at once (a reload retiring
+		// what the one before started) stops a supply that has started,
+		// or finds none to stop.
+		s.serving = true
+		s.supply.start()
+	}
 	s.mu.Unlock()
 	if closed {
 		ln.Close()
 		return nil
 	}
-	s.supply.start()
 	return Accept(ln, s, s.env.Conns, s.closing, s.log)
 }
 
@@ -242,7 +249,7 @@ func (s *Service) Shutdown(ctx context.Context) {
 		s.closed = true
 		close(s.closing)
 	}
-	ln := s.ln
+	ln, serving := s.ln, s.serving
 	s.mu.Unlock()
 	if ln != nil {
 		ln.Close()
@@ -256,7 +263,9 @@ func (s *Service) Shutdown(ctx context.Context) {
 		<-drained
 	}
 	s.cancel(errShutdown)
-	s.supply.stop()
+	if serving {
+		s.supply.stop()
+	}
 }
 
 func newID() string {
