@@ -7,7 +7,8 @@
 //	ganger check --config FILE   validate a config file, start nothing
 //	ganger reload --pid-file F   make a running ganger reload its config (SIGHUP)
 //	ganger agent --etcd URL ...  register this Docker host in etcd for Ganger to find
-//	ganger version               print the version
+//	ganger version               print the version, commit, build date and Go version
+//	ganger completion bash|zsh   print a shell completion script
 package main
 
 import (
@@ -46,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return ctl(args[1:], stdout, stderr)
 	case "agent":
 		return agent(args[1:], stderr)
+	case "completion":
+		return completion(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		printVersion(stdout)
 		return nil
@@ -73,6 +76,7 @@ Commands:
   agent --etcd URL --name NAME --advertise IP [flags]
                         run on a Docker host: register it in etcd for Ganger nodes to find;
                         SIGTERM drains it, then deregisters (ganger agent -h for the flags)
-  version               print the version
+  version               print the version, commit, build date and Go version
+  completion bash|zsh   print a shell completion script: source <(ganger completion bash)
 `)
 }
