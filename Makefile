@@ -5,7 +5,7 @@ IMAGE    ?= ganger-echo:latest
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(shell git rev-parse HEAD 2>/dev/null) -X main.buildDate=$(shell date -u -d @$${SOURCE_DATE_EPOCH:-$$(date +%s)} +%Y-%m-%dT%H:%M:%SZ)
 export CGO_ENABLED := 0
 
-.PHONY: all build image image-ganger redis-image busybox-image cluster-image docker demo test test-deps test-unit bench fuzz vet clean
+.PHONY: all build dist image image-ganger redis-image busybox-image cluster-image docker demo test test-deps test-unit bench fuzz vet clean
 
 all: build
 
@@ -14,6 +14,10 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ganger ./cmd/ganger
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ganger-init ./cmd/ganger-init
 	$(GO) build -trimpath -ldflags '-s -w' -o bin/ganger-echo ./cmd/ganger-echo
+
+## dist: release tarballs for linux/amd64 and linux/arm64, static, in dist/ with SHA256SUMS
+dist:
+	VERSION='$(VERSION)' GO_LDFLAGS='$(LDFLAGS)' GO='$(GO)' bash scripts/dist.sh
 
 ## docker: make sure a Docker Engine answers (installs and starts one as root)
 docker:
