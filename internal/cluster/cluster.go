@@ -181,6 +181,14 @@ func (c *Cluster) Members() []Member {
 	return out
 }
 
+// Damping reports whether a change waits for the damper: the next epoch
+// is coming.
+func (c *Cluster) Damping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dirty
+}
+
 // Target is the size wanted.
 func (c *Cluster) Target() int {
 	c.mu.Lock()

@@ -252,8 +252,10 @@ func (m *Manager) View(ctx context.Context, name string, ordinal int, token stri
 		v := r.view(ordinal)
 		// A member whose start Ganger has not recorded yet waits: its
 		// report would come before Ganger knows it runs.
+		// Nor one whose epoch is not in the store yet: a Ganger that
+		// crashed then would not know the epoch members apply.
 		mem, _ := r.member(ordinal)
-		if mem.State != cluster.Pending && (v.Epoch != after || v.Release != released) {
+		if mem.State != cluster.Pending && v.Epoch <= r.savedEpoch() && (v.Epoch != after || v.Release != released) {
 			return v, nil
 		}
 		select {
@@ -335,6 +337,7 @@ type run struct {
 	renderErr string
 	deps      initproto.Peers // last given to dependents
 	logged    int64           // the last epoch logged
+	saved     int64           // the last epoch in the store: no member sees a later one
 	wake      chan struct{}
 }
 
@@ -410,6 +413,7 @@ func (r *run) restore(ctx context.Context, rec Record, listed map[string][]gange
 		return err
 	}
 	r.c = c
+	r.saved = rec.Epoch
 	r.removeStrays(listed, alive)
 	r.log.Info("cluster taken back", "epoch", rec.Epoch, "members", len(rec.Members), "alive", len(alive))
 	return nil
@@ -516,8 +520,18 @@ func (r *run) save(ctx context.Context) {
 			Ports: mem.Ports, Pin: mem.Pin, Ready: mem.Ready, Healthy: mem.Healthy, Acked: mem.Acked, LeaveEpoch: mem.LeaveEpoch})
 	}
 	if err := r.m.env.Store.SaveCluster(context.WithoutCancel(ctx), rec); err != nil {
-		r.log.Error("cannot save the cluster's record", "err", err)
+		r.log.Error("cannot save the cluster's record: its new epoch is held back from members until it is saved", "err", err)
+		return
 	}
+	r.mu.Lock()
+	r.saved = max(r.saved, rec.Epoch)
+	r.mu.Unlock()
+}
+
+func (r *run) savedEpoch() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.saved
 }
 
 // act starts what the plan asks that is not under way.

@@ -62,6 +62,8 @@ func (m *Manager) Status(name string) (view.Cluster, error) {
 		out.Pending = fmt.Sprintf("members %v have not reported yet (do they reach Ganger's API?)", silent)
 	case epoch == 0:
 		out.Pending = "bootstrap: waiting for the members to start"
+	case r.c.Damping():
+		out.Pending = fmt.Sprintf("a change is being damped into epoch %d", epoch+1)
 	case len(waiting) > 0:
 		out.Pending = fmt.Sprintf("epoch %d: members %v have not applied it yet", epoch, waiting)
 	case len(out.Members) != out.Size:
