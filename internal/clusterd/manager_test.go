@@ -25,11 +25,15 @@ import (
 type recStore struct {
 	mu   sync.Mutex
 	recs map[[2]string]Record
+	fail bool // SaveCluster fails
 }
 
 func (s *recStore) SaveCluster(_ context.Context, r Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.fail {
+		return errors.New("the store is down")
+	}
 	r.Members = slices.Clone(r.Members)
 	s.recs[[2]string{r.Node, r.Name}] = r
 	return nil
@@ -323,5 +327,48 @@ func TestManagerRestart(t *testing.T) {
 	}
 	if l, ok := r2.m.runs["zk"].c.Leader(); !ok || l.Ordinal != 0 {
 		t.Fatalf("leader %+v, %v after the restart", l, ok)
+	}
+}
+
+// An epoch that is not in the store is not shown to members: a crash
+// then would leave them applying an epoch a restarted Ganger does not
+// know. Once saved, it is.
+func TestManagerHoldsUnsavedEpochs(t *testing.T) {
+	st := &recStore{recs: map[[2]string]Record{}}
+	r := startRig(t, fleettest.New(t, "img"), st, zkService(3))
+	e := r.form(3)
+	until(t, "the leader's epoch saved", func() bool { return r.m.runs["zk"].savedEpoch() > e })
+	e = r.m.runs["zk"].savedEpoch()
+	for o := range 3 { // every member applies the leader's epoch: the cluster is settled, and may grow
+		r.report(o, e, cluster.StateConfigured)
+	}
+	st.mu.Lock()
+	st.fail = true
+	st.mu.Unlock()
+	got := make(chan initproto.View, 1)
+	go func() {
+		v, _ := r.m.View(context.Background(), "zk", 0, r.token(0), e, r.m.runs["zk"].c.View(0).Release)
+		got <- v
+	}()
+	if err := r.m.Scale("zk", 4); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "a new epoch published", func() bool { return r.m.runs["zk"].c.Epoch() > e })
+	select {
+	case v := <-got:
+		t.Fatalf("a member saw epoch %d before it was saved", v.Epoch)
+	case <-time.After(300 * time.Millisecond):
+	}
+	st.mu.Lock()
+	st.fail = false
+	st.mu.Unlock()
+	r.m.runs["zk"].poke()
+	select {
+	case v := <-got:
+		if v.Epoch <= e {
+			t.Fatalf("epoch %d once saved; want past %d", v.Epoch, e)
+		}
+	case <-time.After(within):
+		t.Fatal("the saved epoch never reached the member")
 	}
 }
