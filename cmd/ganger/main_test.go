@@ -196,6 +196,8 @@ func TestSIGTERMDrainsAndCleansUp(t *testing.T) {
 		}
 		return err != nil
 	})
+	// A SIGHUP during the drain (a reload racing a stop) is not fatal.
+	p.cmd.Process.Signal(syscall.SIGHUP)
 	fmt.Fprintln(a, "during drain")
 	a.SetReadDeadline(time.Now().Add(30 * time.Second))
 	if line, err := ra.ReadString('\n'); err != nil || line != "during drain\n" {
@@ -209,6 +211,9 @@ func TestSIGTERMDrainsAndCleansUp(t *testing.T) {
 	}
 	if err := p.wait(); err != nil {
 		t.Fatalf("ganger exited with %v; want 0", err)
+	}
+	if !strings.Contains(p.logs.String(), "SIGHUP ignored: shutting down") {
+		t.Errorf("the SIGHUP during the drain was not logged as ignored")
 	}
 	if left := dockertest.Owned(t, d, node); len(left) != 0 {
 		t.Fatalf("%d containers left after shutdown", len(left))

@@ -177,10 +177,16 @@ func reloadFile(ctx context.Context, srv *server.Server, path string, log *slog.
 // reloadOnHUP reloads the config file at each SIGHUP on hup until ctx
 // ends. An invalid file changes nothing; its errors are logged.
 func reloadOnHUP(ctx context.Context, hup chan os.Signal, reload func(context.Context) error, log *slog.Logger) {
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
+			// Still caught, never the default (which ends the process):
+			// a SIGHUP during the drain is only logged.
+			go func() {
+				for range hup {
+					log.Info("SIGHUP ignored: shutting down")
+				}
+			}()
 			return
 		case <-hup:
 		}
