@@ -35,6 +35,11 @@ type Template = template.Template
 // container.
 const ControlPort = 5481
 
+// StopGrace is how long a member that leaves or is replaced has to stop
+// after SIGTERM before it is killed: ganger-init's default shutdown_grace
+// (5s) with room to spare.
+const StopGrace = 10 * time.Second
+
 // PollWait is how long a member's poll waits for a change before the
 // same view goes back (under the API's write timeout).
 const PollWait = 20 * time.Second
@@ -657,6 +662,11 @@ func (r *run) removeOld(ctx context.Context, ordinal int, old cluster.Old) {
 	}
 	r.mu.Unlock()
 	if h != nil {
+		// Stopped first, as its processes expect (ganger-init stops them
+		// in order, each with its grace), then removed.
+		if err := h.c.Stop(ctx, StopGrace); err != nil {
+			r.log.Warn("cannot stop a member gracefully: it is removed", "ordinal", ordinal, "err", err)
+		}
 		h.c.Destroy()
 		select {
 		case <-h.c.Gone():

@@ -294,6 +294,20 @@ func TestManagerReplacesTheDead(t *testing.T) {
 	until(t, "the dead container removed", func() bool {
 		return slices.Contains(fake.Removed(), old.Container)
 	})
+
+	// A member replaced at an operator's request is stopped (TERM, as its
+	// processes expect), then removed.
+	two := r.members()[2]
+	if err := r.m.Replace("zk", 2); err != nil {
+		t.Fatal(err)
+	}
+	until(t, "member 2 replaced and running", func() bool {
+		m := r.members()[2]
+		return m.Incarnation != two.Incarnation && m.State == cluster.Running
+	})
+	if fake.Calls("Stop") != 1 || !slices.Contains(fake.Removed(), two.Container) {
+		t.Fatalf("stops %d, removed %v; want member 2's container stopped then removed", fake.Calls("Stop"), fake.Removed())
+	}
 }
 
 // Taken back after a restart over the same store: the same members,

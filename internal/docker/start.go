@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
@@ -55,6 +57,17 @@ func (d *Daemon) DialAddrs(ctx context.Context, id string, ports []int) (map[int
 		out[p] = addr
 	}
 	return out, nil
+}
+
+// Stop stops a running container: SIGTERM, then SIGKILL after grace
+// (rounded up to a second). One not running, or gone, is no error.
+func (d *Daemon) Stop(ctx context.Context, id string, grace time.Duration) error {
+	secs := int((grace + time.Second - 1) / time.Second)
+	_, err := d.cli.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+	if err != nil && !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("stop container %s on %s: %w", short(id), d.name, err)
+	}
+	return nil
 }
 
 // NetInfo returns the started container's address and its network's

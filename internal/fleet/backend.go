@@ -12,6 +12,7 @@ import (
 	"errors"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 )
@@ -51,6 +52,9 @@ type Backend interface {
 	// RemoveNetwork removes a network; one that is gone is no error, one
 	// still in use is ganger.ErrNetworkInUse.
 	RemoveNetwork(ctx context.Context, name string) error
+	// Stop stops a running container gracefully: SIGTERM, then SIGKILL
+	// after grace. One that is not running, or gone, is no error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
 	// Remove force-removes a container by id or name; one that is gone
 	// already is no error.
 	Remove(ctx context.Context, idOrName string) error

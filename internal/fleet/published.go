@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ganger-dev/ganger"
 )
@@ -27,6 +28,17 @@ func (f *Fleet) NetworkGateway(ctx context.Context, daemon, network string) (str
 		return "", fmt.Errorf("no daemon %s", daemon)
 	}
 	return m.b.NetworkGateway(ctx, network)
+}
+
+// Stop stops the container gracefully (SIGTERM, SIGKILL after grace),
+// leaving it to Destroy to remove: a cluster member that leaves shuts
+// down as its processes expect.
+func (c *Container) Stop(ctx context.Context, grace time.Duration) error {
+	id := c.ID()
+	if id == "" {
+		return nil
+	}
+	return c.m.b.Stop(ctx, id, grace)
 }
 
 // NetInfo is where the container is on its network, and its gateway.

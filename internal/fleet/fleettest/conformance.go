@@ -50,6 +50,7 @@ func RunBackendTests(t *testing.T, newSubject func(t *testing.T) Subject) {
 	run("CreateAndListByOwner", testCreateAndList)
 	run("StartReturnsDialableAddress", testStart)
 	run("ExitIsReported", testExit)
+	run("StopEndsIt", testStop)
 	run("RemoveEmitsDestroy", testDestroy)
 	run("Engine", testEngine)
 	run("EventsEndWithContext", testEventsEnd)
@@ -256,6 +257,30 @@ func echoes(addr string) bool {
 	_, werr := c.Write([]byte("ping"))
 	_, rerr := io.ReadFull(c, buf)
 	return werr == nil && rerr == nil && string(buf) == "ping"
+}
+
+// testStop: Stop ends a running container (TERM, or KILL after the grace
+// for a PID 1 that ignores TERM: the exit code is the process's) and
+// reports it; stopping it again, or
+// one that does not exist, is no error.
+func testStop(s *suite) {
+	evs := s.subscribe()
+	id, _ := s.create("")
+	s.start(id)
+	if err := s.b.Stop(s.ctx, id, time.Second); err != nil {
+		s.Fatalf("stop: %v", err)
+	}
+	e := s.next(evs, func(e ganger.Event) bool { return e.ID == id })
+	if e.Action != "die" || e.Exit.Code == 0 {
+		s.Fatalf("first event %+v; want die with a non-zero code (the process's answer to TERM, or 137)", e)
+	}
+	s.eventually("state not exited", func() bool { m := s.list(s.owner)[id]; return m.State == "exited" && !m.Running() })
+	if err := s.b.Stop(s.ctx, id, time.Second); err != nil {
+		s.Fatalf("stop of a stopped container: %v", err)
+	}
+	if err := s.b.Stop(s.ctx, "conf-nosuch-"+randomHex(4), time.Second); err != nil {
+		s.Fatalf("stop of an unknown container: %v", err)
+	}
 }
 
 func testExit(s *suite) {

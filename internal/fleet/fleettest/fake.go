@@ -493,6 +493,21 @@ func (f *Fake) Exit(id string, code int64) {
 	}
 }
 
+// Stop makes a running container exit as a TERM would (code 143); one
+// not running, or gone, is no error.
+func (f *Fake) Stop(ctx context.Context, id string, grace time.Duration) error {
+	if err := f.begin(ctx, "Stop", nil); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	f.lock()
+	defer f.mu.Unlock()
+	if c := f.find(id); c != nil && c.state == "running" {
+		c.stop()
+		f.emit(c, "die", 143)
+	}
+	return nil
+}
+
 // Remove removes a container by id or name, killing it first if it runs
 // ("die" with code 137, then "destroy"). One that is gone is no error.
 func (f *Fake) Remove(ctx context.Context, idOrName string) error {
