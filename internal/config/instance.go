@@ -61,7 +61,7 @@ type Instance struct {
 	Host string `yaml:"host"`
 	// Connect is the line shown to the owner, a template over .Host,
 	// .Port <container port> and .Secrets, e.g.
-	// "redis://:{{.Secrets.password}}@{{.Host}}:{{.Port 6379}}".
+	// "redis://default:{{.Secrets.password}}@{{.Host}}:{{.Port 6379}}".
 	Connect string `yaml:"connect"`
 }
 

@@ -312,6 +312,9 @@ func (m *Manager) create(ctx context.Context, service, owner string, ttl time.Du
 		Secrets: secrets, CreatedAt: now, ExpiresAt: now.Add(svc.Life.MaxTTL), MaxExpiresAt: now.Add(svc.Life.MaxTTL),
 	}
 	if err := m.env.Store.Create(ctx, rec, svc.PerOwner); err != nil {
+		if errors.Is(err, ErrQuota) {
+			m.giveBack(service, owner, svc) // create_rate counts creations, not refusals
+		}
 		if errors.Is(err, ErrQuota) && svc.Return {
 			if r, ok := m.newest(ctx, service, owner, 1); ok {
 				return r, "", true, nil
@@ -756,6 +759,18 @@ func (m *Manager) take(service, owner string, svc *Service) time.Duration {
 		return 0
 	}
 	return time.Duration((1 - b.tokens) / svc.Rate * float64(time.Second))
+}
+
+// giveBack returns the token take took for a creation that did not happen.
+func (m *Manager) giveBack(service, owner string, svc *Service) {
+	if svc.Rate <= 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if b := m.buckets[[2]string{service, owner}]; b != nil {
+		b.tokens = math.Min(float64(max(svc.Burst, 1)), b.tokens+1)
+	}
 }
 
 type bucket struct {

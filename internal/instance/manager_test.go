@@ -411,3 +411,31 @@ func TestInstanceDaemonDownAtStart(t *testing.T) {
 		t.Fatal("expired, but its container is there")
 	}
 }
+
+// create_rate counts creations: an owner at its quota that tries again
+// is refused for its quota, and its refusals take nothing of its rate.
+func TestQuotaRefusalsTakeNoRate(t *testing.T) {
+	t.Parallel()
+	svc := service()
+	svc.PerOwner, svc.Rate, svc.Burst = 1, 0.001, 2 // two creations, then one per 1000s
+	r := newRig(t, fleettest.New(t, "img"), filepath.Join(t.TempDir(), "g.db"), newClock(), svc)
+	ctx := context.Background()
+	first, _, _, err := r.m.Create(ctx, "redis", "owner", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, _, _, err := r.m.Create(ctx, "redis", "owner", 0); !errors.Is(err, instance.ErrQuota) {
+			t.Fatalf("at the quota: %v; want ErrQuota", err)
+		}
+	}
+	if _, err := r.m.Delete(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.m.Create(ctx, "redis", "owner", 0); err != nil {
+		t.Fatalf("the second creation of the burst after five refusals: %v", err)
+	}
+	if _, _, _, err := r.m.Create(ctx, "redis", "other", 0); err != nil {
+		t.Fatalf("another owner: %v", err)
+	}
+}
