@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -27,24 +28,38 @@ var (
 const proxyHeaderTimeout = 5 * time.Second
 
 // proxyHeader reads the PROXY protocol header (v1 or v2) of conn, which must
-// come from a trusted proxy, and returns the real client's address and any
-// bytes read past the header.
-func proxyHeader(conn *net.TCPConn, trusted []netip.Prefix) (netip.AddrPort, []byte, error) {
+// come from a trusted proxy, and returns the real client's address, any
+// bytes read past the header, and the header's length (the kernel counts
+// it among the bytes received: it is not the client's).
+func proxyHeader(conn *net.TCPConn, trusted []netip.Prefix) (netip.AddrPort, []byte, int64, error) {
 	peer := conn.RemoteAddr().(*net.TCPAddr).AddrPort()
 	if !contains(trusted, peer.Addr().Unmap()) {
-		return peer, nil, errUntrustedProxy
+		return peer, nil, 0, errUntrustedProxy
 	}
-	br := bufio.NewReader(conn)
+	cr := &countingReader{r: conn}
+	br := bufio.NewReader(cr)
 	h, err := proxyproto.ReadHeaderTimeout(conn, br, proxyHeaderTimeout)
 	if err != nil {
-		return peer, nil, ganger.Fail(ganger.RefusedProxy, fmt.Errorf("bad or missing PROXY header: %w", err))
+		return peer, nil, 0, ganger.Fail(ganger.RefusedProxy, fmt.Errorf("bad or missing PROXY header: %w", err))
 	}
 	rest, _ := br.Peek(br.Buffered())
 	client := peer
 	if src, _, ok := h.TCPAddrs(); ok && h.Command.IsProxy() {
 		client = src.AddrPort()
 	}
-	return client, rest, nil
+	return client, rest, cr.n - int64(len(rest)), nil
+}
+
+// countingReader counts what is read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func contains(prefixes []netip.Prefix, a netip.Addr) bool {

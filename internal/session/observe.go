@@ -175,6 +175,7 @@ func (ss *session) info() view.Session {
 	}
 	if i.Live {
 		i.BytesIn, i.BytesOut = proxy.Counts(ss.client)
+		i.BytesIn = max(i.BytesIn-ss.header, 0)
 	}
 	return i
 }

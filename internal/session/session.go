@@ -38,6 +38,7 @@ type session struct {
 	log    *slog.Logger
 	begin  time.Time
 	early  []byte // read with the PROXY header, before the early reader
+	header int64  // the PROXY header's length: received, but not the client's
 
 	c       *container
 	from    string // new, pool or shared
@@ -67,8 +68,8 @@ func (s *Service) handle(conn *net.TCPConn) {
 // start, and applies the per-address limits.
 func (ss *session) admit() bool {
 	if ss.cf.trusted != nil {
-		addr, rest, err := proxyHeader(ss.client, ss.cf.trusted)
-		ss.addr, ss.early = addr, rest
+		addr, rest, n, err := proxyHeader(ss.client, ss.cf.trusted)
+		ss.addr, ss.early, ss.header = addr, rest, n
 		if err != nil {
 			ss.log.Info("session start", "client", ss.addr.String(), "peer", ss.client.RemoteAddr().String())
 			ss.setOutcome(err)
@@ -138,7 +139,7 @@ func (ss *session) run() {
 	unwatch := context.AfterFunc(c.Life(), func() { cancel(errDied) })
 	if d := ss.cf.cfg.Timeouts.FirstByte.D(); d > 0 && !spoke {
 		silent := time.AfterFunc(d, func() {
-			if in, _ := proxy.Counts(ss.client); in == 0 {
+			if in, _ := proxy.Counts(ss.client); in <= ss.header {
 				cancel(errFirstByte)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	proxyproto "github.com/pires/go-proxyproto"
 	"io"
 	"log/slog"
 	"maps"
@@ -868,6 +869,27 @@ func TestSilentClients(t *testing.T) {
 		roundTrip(t, talker, "hi")
 		time.Sleep(500 * time.Millisecond) // past first_byte: it spoke, so it stays
 		roundTrip(t, talker, "still here")
+	})
+	t.Run("behind a PROXY header", func(t *testing.T) {
+		// The header is received bytes, but not the client's: a client
+		// that sends nothing after it is silent all the same.
+		fake := fleettest.New(t, "img")
+		r := serve(t, newFleet(t, 0, fake), service(func(c *config.Service) {
+			quick("connect")(c)
+			c.ProxyProtocol, c.TrustedProxies = true, []string{"127.0.0.1/32"}
+		}))
+		c := dial(t, r.addr)
+		hdr, err := proxyproto.HeaderProxyFromAddrs(2, c.LocalAddr(), c.RemoteAddr()).Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(hdr)
+		if err := closedByPeer(c); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.ended(t, c).Outcome; got != string(ganger.Silent) {
+			t.Fatalf("outcome %q; want silent", got)
+		}
 	})
 	t.Run("data", func(t *testing.T) {
 		fake := fleettest.New(t, "img")
