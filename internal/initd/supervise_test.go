@@ -421,6 +421,36 @@ func TestDirMode(t *testing.T) {
 	r.wait()
 }
 
+// At shutdown a runit log service gets what its service wrote last: the
+// service stops first, then the log service reads its input to the end
+// (as under runsv), rather than being sent TERM with lines still queued.
+func TestDirModeLogDrainsAtStop(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	logged := filepath.Join(dir, "logged")
+	write := func(path, body string) {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "svc", "web", "run"), `trap 'echo "web: got TERM"; exit 0' TERM; echo "web up"; while :; do sleep 0.05; done`)
+	// A slow logger: a TERM while it works would lose the line it holds.
+	write(filepath.Join(dir, "svc", "web", "log", "run"), `while read l; do sleep 0.2; echo "$l" >> `+logged+`; done`)
+	r := start(t, "--dir", filepath.Join(dir, "svc"), "--control", "none", "--grace", "2s")
+	eventually(t, "the log service never wrote web's first line", func() bool {
+		b, _ := os.ReadFile(logged)
+		return strings.Contains(string(b), "web up")
+	})
+	r.signal(syscall.SIGTERM)
+	if code := r.wait(); code != 0 {
+		t.Fatalf("exit %d\n%s", code, r.out)
+	}
+	if b, _ := os.ReadFile(logged); !strings.Contains(string(b), "web: got TERM") {
+		t.Fatalf("the log service lost web's last line: %q\n%s", b, r.out)
+	}
+}
+
 // A health check failing `failures` times in a row restarts the process;
 // a ready check gates its dependents; user runs it as another user.
 func TestChecksAndUser(t *testing.T) {

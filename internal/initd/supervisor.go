@@ -710,11 +710,20 @@ func (s *Supervisor) stop(p *proc, again bool) {
 	}
 	p.again = again
 	p.state = stStopping
-	sig := signalOf(p.spec.Stop.Signal)
-	s.log.Info("stopping", "process", p.name, "signal", signalName(sig), "timeout", p.spec.Stop.Timeout)
-	syscall.Kill(-p.pid, sig)
-	syscall.Kill(-p.pid, syscall.SIGCONT)
 	gen, pid := p.gen, p.pid
+	if src := s.procs[p.spec.logOf]; s.shutting && src != nil && src.pid == 0 && src.logW != nil {
+		// A runit log service at shutdown, its service stopped: as runsv
+		// does, the end of its input tells it to go, once it has written
+		// what the service wrote last. KILL after its timeout all the same.
+		s.log.Info("stopping", "process", p.name, "how", "end of its input", "timeout", p.spec.Stop.Timeout)
+		src.logW.Close()
+		src.logW = nil
+	} else {
+		sig := signalOf(p.spec.Stop.Signal)
+		s.log.Info("stopping", "process", p.name, "signal", signalName(sig), "timeout", p.spec.Stop.Timeout)
+		syscall.Kill(-p.pid, sig)
+		syscall.Kill(-p.pid, syscall.SIGCONT)
+	}
 	p.stopT = time.AfterFunc(p.spec.Stop.Timeout, func() {
 		s.post(func() {
 			if p.gen == gen && p.pid == pid {
