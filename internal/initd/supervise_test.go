@@ -622,3 +622,19 @@ func TestReloadRemovedThenBack(t *testing.T) {
 	r.signal(syscall.SIGTERM)
 	r.wait()
 }
+
+// With no main process, ganger-init leaves with the code of the last
+// process to exit on its own, as it was then: not the TERM that ended
+// its restarted self at shutdown.
+func TestExitCodeOfTheLastOwnExit(t *testing.T) {
+	t.Parallel()
+	r, _ := config(t, `processes:
+  flaky: {cmd: ["sh", "-c", "echo flaky up; sleep 0.1; exit 7"], restart: always, backoff: {initial: 10ms}}
+  idle: {cmd: ["sleep", "1000"]}
+`)
+	eventually(t, "flaky never restarted", func() bool { return strings.Count(r.out.String(), "[flaky] flaky up") >= 2 })
+	r.signal(syscall.SIGTERM)
+	if code := r.wait(); code != 7 {
+		t.Fatalf("exit %d; want 7, flaky's own exit\n%s", code, r.out)
+	}
+}

@@ -62,6 +62,7 @@ type Supervisor struct {
 	cleaning  bool   // the last step of the stop (what is left, then exit) has begun
 	fatalCode int    // set when a required process failed for good
 	lastOwn   string // the last process to exit on its own
+	ownCode   int    // and the code it exited with then
 	finished  chan struct{}
 	// gated: a cluster member that has not applied its first released
 	// epoch; no process starts, and having none running is no reason to
@@ -560,7 +561,7 @@ func (s *Supervisor) afterExit(p *proc, st Status, asked bool) {
 		s.checkDone()
 		return
 	}
-	s.lastOwn = p.name
+	s.lastOwn, s.ownCode = p.name, st.ExitCode()
 	spec := p.spec
 	switch {
 	case spec.Oneshot && st.OK():
@@ -759,8 +760,10 @@ func (s *Supervisor) exitCode() int {
 			}
 		}
 	}
-	if from == "" {
-		from = s.lastOwn
+	if from == "" && s.lastOwn != "" {
+		// Its code when it exited on its own, not at the shutdown that
+		// followed its restart.
+		return s.ownCode
 	}
 	if p := s.procs[from]; p != nil && p.last != nil {
 		return p.last.ExitCode()
