@@ -2,6 +2,8 @@ package clusterd
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -48,4 +50,35 @@ type Store interface {
 	Clusters(ctx context.Context, node string) ([]Record, error)
 	// DeleteCluster removes the record of (node, name); none is no error.
 	DeleteCluster(ctx context.Context, node, name string) error
+}
+
+// EncodeMembers is ms as a JSON array, "[]" when empty: how the stores
+// keep a record's members.
+func EncodeMembers(ms []MemberRecord) (string, error) {
+	if len(ms) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(ms)
+	if err != nil {
+		return "", fmt.Errorf("members: %w", err)
+	}
+	return string(b), nil
+}
+
+// DecodeMembers reads what EncodeMembers wrote: no members is nil, and so
+// is a member's empty Ports.
+func DecodeMembers(b []byte) ([]MemberRecord, error) {
+	var ms []MemberRecord
+	if err := json.Unmarshal(b, &ms); err != nil {
+		return nil, fmt.Errorf("members: %w", err)
+	}
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	for i := range ms {
+		if len(ms[i].Ports) == 0 {
+			ms[i].Ports = nil
+		}
+	}
+	return ms, nil
 }

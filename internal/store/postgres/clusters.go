@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -18,7 +17,7 @@ func (s *Store) SaveCluster(ctx context.Context, r clusterd.Record) error {
 	if r.Name == "" {
 		return errors.New("postgres store: save cluster: empty name")
 	}
-	members, err := encodeMembers(r.Members)
+	members, err := clusterd.EncodeMembers(r.Members)
 	if err != nil {
 		return fmt.Errorf("postgres store: save cluster %s/%s: %w", r.Node, r.Name, err)
 	}
@@ -61,7 +60,7 @@ func (s *Store) clusters(ctx context.Context, node string) ([]clusterd.Record, e
 		if err := rows.Scan(&r.Node, &r.Name, &r.Size, &r.LastInc, &r.Epoch, &r.Secret, &members, &updated); err != nil {
 			return nil, err
 		}
-		if r.Members, err = decodeMembers(members); err != nil {
+		if r.Members, err = clusterd.DecodeMembers(members); err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", r.Name, err)
 		}
 		r.UpdatedAt = fromTimestamp(updated)
@@ -76,34 +75,4 @@ func (s *Store) DeleteCluster(ctx context.Context, node, name string) error {
 		return fmt.Errorf("postgres store: delete cluster %s/%s: %w", node, name, err)
 	}
 	return nil
-}
-
-// encodeMembers is ms as a JSON array, "[]" when empty.
-func encodeMembers(ms []clusterd.MemberRecord) (string, error) {
-	if len(ms) == 0 {
-		return "[]", nil
-	}
-	b, err := json.Marshal(ms)
-	if err != nil {
-		return "", fmt.Errorf("members: %w", err)
-	}
-	return string(b), nil
-}
-
-// decodeMembers reads what encodeMembers wrote: no members is nil, and so
-// is a member's empty Ports.
-func decodeMembers(b []byte) ([]clusterd.MemberRecord, error) {
-	var ms []clusterd.MemberRecord
-	if err := json.Unmarshal(b, &ms); err != nil {
-		return nil, fmt.Errorf("members: %w", err)
-	}
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	for i := range ms {
-		if len(ms[i].Ports) == 0 {
-			ms[i].Ports = nil
-		}
-	}
-	return ms, nil
 }

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -17,7 +16,7 @@ func (s *Store) SaveCluster(ctx context.Context, r clusterd.Record) error {
 	if r.Name == "" {
 		return errors.New("sqlite store: save cluster: empty name")
 	}
-	members, err := encodeMembers(r.Members)
+	members, err := clusterd.EncodeMembers(r.Members)
 	if err != nil {
 		return fmt.Errorf("sqlite store: save cluster %s/%s: %w", r.Node, r.Name, err)
 	}
@@ -63,7 +62,7 @@ func (s *Store) clusters(ctx context.Context, node string) ([]clusterd.Record, e
 		if err := rows.Scan(&r.Node, &r.Name, &r.Size, &r.LastInc, &r.Epoch, &r.Secret, &members, &updated); err != nil {
 			return nil, err
 		}
-		if r.Members, err = decodeMembers([]byte(members)); err != nil {
+		if r.Members, err = clusterd.DecodeMembers([]byte(members)); err != nil {
 			return nil, fmt.Errorf("cluster %s: %w", r.Name, err)
 		}
 		r.UpdatedAt = fromMicros(updated)
@@ -82,34 +81,4 @@ func (s *Store) DeleteCluster(ctx context.Context, node, name string) error {
 		return fmt.Errorf("sqlite store: delete cluster %s/%s: %w", node, name, err)
 	}
 	return nil
-}
-
-// encodeMembers is ms as a JSON array, "[]" when empty.
-func encodeMembers(ms []clusterd.MemberRecord) (string, error) {
-	if len(ms) == 0 {
-		return "[]", nil
-	}
-	b, err := json.Marshal(ms)
-	if err != nil {
-		return "", fmt.Errorf("members: %w", err)
-	}
-	return string(b), nil
-}
-
-// decodeMembers reads what encodeMembers wrote: no members is nil, and so
-// is a member's empty Ports.
-func decodeMembers(b []byte) ([]clusterd.MemberRecord, error) {
-	var ms []clusterd.MemberRecord
-	if err := json.Unmarshal(b, &ms); err != nil {
-		return nil, fmt.Errorf("members: %w", err)
-	}
-	if len(ms) == 0 {
-		return nil, nil
-	}
-	for i := range ms {
-		if len(ms[i].Ports) == 0 {
-			ms[i].Ports = nil
-		}
-	}
-	return ms, nil
 }
