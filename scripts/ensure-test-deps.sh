@@ -8,8 +8,8 @@
 # and the inits ganger-init is measured against: tini, dumb-init, runit and
 # s6; etcd-server and etcd-client (discovery's tests start their own etcd,
 # so the packaged service is disabled) and haproxy; netcat-openbsd (nc: the
-# guides use it); zsh (the completion's tests) and systemd (systemd-analyze
-# verifies the units).
+# guides use it, and curl); zsh (the completion's tests) and systemd
+# (systemd-analyze verifies the units).
 set -euo pipefail
 missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
@@ -27,6 +27,7 @@ command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v nc >/dev/null 2>&1 || missing+=(netcat-openbsd)
 command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
