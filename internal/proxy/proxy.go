@@ -45,6 +45,10 @@ type Options struct {
 	// Replied, if set, is called once, when the first bytes from upstream
 	// have been written to the client (or the pipe ends without any).
 	Replied func()
+	// Ending, if set, is called once, just before the client can see the
+	// end: before its side is shut or closed. What a session holds for
+	// its client (a per-address slot) is free by the time it notices.
+	Ending func()
 }
 
 // Stats is what a pipe moved and how it ended.
@@ -59,6 +63,11 @@ type Stats struct {
 // or a limit is hit, then closes both connections.
 func Pipe(ctx context.Context, client, upstream *net.TCPConn, opt Options) Stats {
 	p := &pipe{client: client, upstream: upstream, replied: opt.Replied, clientEOF: make(chan struct{})}
+	if opt.Ending != nil {
+		p.ending = sync.OnceFunc(opt.Ending)
+	} else {
+		p.ending = func() {}
+	}
 	p.wg.Add(2)
 	go p.copyUp()
 	go p.copyDown()
@@ -82,6 +91,7 @@ type pipe struct {
 	client, upstream *net.TCPConn
 	replied          func()        // see Options.Replied; nil once called
 	clientEOF        chan struct{} // closed when the client's side reached EOF
+	ending           func()        // Options.Ending, once
 	wg               sync.WaitGroup
 	in, out          int64
 	once             sync.Once
@@ -108,6 +118,9 @@ func (p *pipe) copyDown() {
 func (p *pipe) copy(dst, src *net.TCPConn, first func()) (n int64, eof bool) {
 	n, err := copyAvail(dst, src, first)
 	if err == nil {
+		if dst == p.client {
+			p.ending()
+		}
 		dst.CloseWrite()
 		return n, true
 	}
@@ -124,6 +137,7 @@ func (p *pipe) copy(dst, src *net.TCPConn, first func()) (n int64, eof bool) {
 
 func (p *pipe) closeBoth() {
 	p.once.Do(func() {
+		p.ending()
 		p.client.Close()
 		p.upstream.Close()
 	})

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -194,4 +197,32 @@ func TestHalfClosed(t *testing.T) {
 			t.Fatalf("got %+v; want closed", st)
 		}
 	})
+}
+
+// Ending runs before the client can see the end, however it comes: the
+// upstream's EOF passed on, or a close.
+func TestEndingBeforeTheClientSeesIt(t *testing.T) {
+	for _, how := range []string{"upstream EOF", "canceled"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var ended atomic.Bool
+			client, upstream, res := setup(t, ctx, Options{Ending: func() { ended.Store(true) }})
+			if how == "upstream EOF" {
+				upstream.CloseWrite()
+			} else {
+				cancel()
+			}
+			client.SetReadDeadline(time.Now().Add(30 * time.Second))
+			if _, err := io.ReadAll(client); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatal(err)
+			}
+			if !ended.Load() {
+				t.Fatal("the client saw the end before Ending ran")
+			}
+			client.Close()
+			upstream.Close()
+			wait(t, res)
+		})
+	}
 }

@@ -39,6 +39,10 @@ type session struct {
 	begin  time.Time
 	early  []byte // read with the PROXY header, before the early reader
 	header int64  // the PROXY header's length: received, but not the client's
+	// releaseIP frees the client's per-address slot, once: before the
+	// client can see its connection end (a client that reconnects at
+	// once is not refused for the session it just left).
+	releaseIP func()
 
 	c       *container
 	from    string // new, pool or shared
@@ -60,7 +64,9 @@ func (s *Service) handle(conn *net.TCPConn) {
 		conn.Close()
 		return
 	}
-	defer ss.cf.ips.done(ss.addr.Addr().Unmap())
+	ip := ss.addr.Addr().Unmap()
+	ss.releaseIP = sync.OnceFunc(func() { ss.cf.ips.done(ip) })
+	defer ss.releaseIP()
 	ss.run()
 }
 
@@ -187,7 +193,7 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 		upstream.CloseWrite()
 	}
 	t := ss.cf.cfg.Timeouts
-	opt := proxy.Options{Idle: t.Idle.D(), HalfClosed: t.HalfClosed.D(), Replied: ss.svc.supply.replied}
+	opt := proxy.Options{Idle: t.Idle.D(), HalfClosed: t.HalfClosed.D(), Replied: ss.svc.supply.replied, Ending: ss.releaseIP}
 	if t.Session > 0 {
 		opt.Max = max(t.Session.D()-time.Since(ss.begin), time.Millisecond)
 	}
@@ -208,6 +214,9 @@ func (ss *session) proxy(ctx context.Context, upstream *net.TCPConn, early []byt
 // service says what to tell it.
 func (ss *session) fail(err error) {
 	ss.setOutcome(err)
+	if ss.releaseIP != nil {
+		ss.releaseIP()
+	}
 	if msg := ss.cf.cfg.Queue.RejectMessage; msg != "" && (ss.outcome == ganger.QueueFull || ss.outcome == ganger.QueueTimeout) {
 		ss.client.SetWriteDeadline(time.Now().Add(time.Second))
 		io.WriteString(ss.client, msg+"\n")

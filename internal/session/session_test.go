@@ -923,3 +923,24 @@ func TestSilentClients(t *testing.T) {
 		}
 	})
 }
+
+// With per_ip 1, a client that reconnects as soon as it sees its session
+// end is served: the slot is free before the end reaches it.
+func TestPerIPSlotFreeBeforeTheEnd(t *testing.T) {
+	t.Parallel()
+	fake := fleettest.New(t, "img")
+	r := serve(t, newFleet(t, 0, fake), service(func(c *config.Service) { c.PerIP = 1 }))
+	for i := range 20 {
+		c := dial(t, r.addr)
+		roundTrip(t, c, fmt.Sprintf("round %d", i))
+		c.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, err := io.ReadAll(c); err != nil { // the end, as the client sees it
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	if got := r.svc.Stats().Failures["refused_per_ip"]; got != 0 {
+		t.Fatalf("%d sessions refused for per_ip; want none", got)
+	}
+}
