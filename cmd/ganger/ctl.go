@@ -233,13 +233,13 @@ func (c *ctlClient) hosts(w io.Writer, asJSON bool) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST	SOURCE	STATE	CONTAINERS	DOCKER	LAST SEEN")
+	fmt.Fprintln(tw, "HOST	SOURCE	STATE	CONTAINERS	OTHER NODES	DOCKER	LAST SEEN")
 	for _, h := range hs {
 		seen := "-"
 		if h.LastSeen != nil {
 			seen = time.Since(*h.LastSeen).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", h.Name, h.Source, h.State, h.Containers, h.Capacity, h.Docker, seen)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%d\t%s\t%s\n", h.Name, h.Source, h.State, h.Containers, h.Capacity, h.Others, h.Docker, seen)
 	}
 	return tw.Flush()
 }

@@ -61,6 +61,18 @@ func TestTwoFrontEndsBehindHAProxy(t *testing.T) {
 	// (its port is the client's, not haproxy's).
 	held := holdOnEach(t, front, a, b)
 
+	// Each sees the other's container on the shared host (placement
+	// counts it): /v1/hosts says so.
+	for _, f := range []*frontEnd{a, b} {
+		dockertest.Eventually(t, 30*time.Second, "node "+f.node+" never counted the other node's container", func() bool {
+			var hosts []struct {
+				Others int `json:"other_nodes_containers"`
+			}
+			call(t, "GET", f.api+"/v1/hosts", token, &hosts)
+			return len(hosts) == 1 && hosts[0].Others >= 1
+		})
+	}
+
 	quotaAcrossFrontEnds(t, a.api, b.api)
 
 	// kill -9 a while its session is open: its container stays, labelled

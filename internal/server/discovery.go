@@ -366,7 +366,7 @@ func (s *Server) hostViews() []view.Host {
 	var out []view.Host
 	seen := map[string]bool{}
 	for _, dv := range s.fleet.Daemons() {
-		h := view.Host{Name: dv.Name, Source: "static", Containers: dv.Containers, Capacity: dv.Max}
+		h := view.Host{Name: dv.Name, Source: "static", Containers: dv.Containers, Others: dv.Others, Capacity: dv.Max}
 		for _, dc := range s.cfg.Daemons {
 			if dc.Name == dv.Name {
 				h.Docker, h.Advertise = dc.Host, dc.Advertise

@@ -125,8 +125,11 @@ type Host struct {
 	Advertise  string            `json:"advertise,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	LastSeen   *time.Time        `json:"last_seen,omitempty"` // etcd: when its key was last there
-	Containers int               `json:"containers"`
-	Capacity   int               `json:"capacity"`
+	Containers int               `json:"containers"`          // this node's
+	// Others are other nodes' containers there: placement and the
+	// autoscaler count them against Capacity too.
+	Others   int `json:"other_nodes_containers"`
+	Capacity int `json:"capacity"`
 }
 
 // Cluster is what the API shows of a mode: cluster service.
