@@ -204,7 +204,9 @@ func TestChildLeftoversStopped(t *testing.T) {
 
 // loop is a process that says when it starts and stops.
 func loop(name string) string {
-	return fmt.Sprintf(`["sh", "-c", "echo start %s; trap 'echo stop %s; exit 0' TERM; while :; do sleep 0.05; done"]`, name, name)
+	// The trap is set before the line that says it started: a test that
+	// waits for the line can stop it at once.
+	return fmt.Sprintf(`["sh", "-c", "trap 'echo stop %s; exit 0' TERM; echo start %s; while :; do sleep 0.05; done"]`, name, name)
 }
 
 // Dependencies order the start (after a oneshot completed, a process
@@ -218,6 +220,7 @@ func TestOrderAndStop(t *testing.T) {
   web:   {cmd: `+loop("web")+`, after: [{process: api}]}
 `)
 	r.until("[web] start web")
+	r.until("[api] start api") // its trap is set: its stop is clean
 	r.signal(syscall.SIGTERM)
 	if code := r.wait(); code != 0 {
 		t.Fatalf("exit %d\n%s", code, r.out)
