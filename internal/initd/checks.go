@@ -1,15 +1,11 @@
 package initd
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 )
@@ -64,41 +60,14 @@ func (s *Supervisor) execCheck(ctx context.Context, argv []string) error {
 	}
 }
 
-// httpCheck GETs the URL with a minimal HTTP/1.1 client (net/http would
-// double ganger-init's size): a 2xx or 3xx status passes.
+// httpCheck GETs the URL: a 2xx or 3xx status passes.
 func httpCheck(ctx context.Context, raw string) error {
-	u, err := url.Parse(raw)
+	code, _, err := httpDo(ctx, "GET", raw, "", nil, false)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", raw, err)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	path := u.RequestURI()
-	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ganger-init\r\nConnection: close\r\n\r\n", path, u.Host); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("%s: no answer: %w", raw, err)
-	}
-	f := strings.Fields(line)
-	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/") {
-		return fmt.Errorf("%s: not an HTTP answer: %q", raw, strings.TrimSpace(line))
-	}
-	code, err := strconv.Atoi(f[1])
-	if err != nil || code >= 400 {
-		return fmt.Errorf("%s answered %s", raw, strings.TrimSpace(strings.Join(f[1:], " ")))
+	if code >= 400 {
+		return fmt.Errorf("%s answered %d", raw, code)
 	}
 	return nil
 }

@@ -325,18 +325,38 @@ func (m *member) token() (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// do makes one request to the member's endpoint with a minimal HTTP/1.1
-// client (ganger-init does not link net/http), and returns a 2xx answer's
-// body.
+// do makes one call of the member's API (suffix after its path) with its
+// token, and returns the body of a 2xx answer.
 func (m *member) do(ctx context.Context, method, suffix string, body []byte) ([]byte, error) {
 	tok, err := m.token()
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(strings.TrimRight(m.cfg.API, "/") + "/v1/clusters/" + url.PathEscape(m.cfg.Name) +
-		"/members/" + strconv.Itoa(*m.cfg.Ordinal) + suffix)
+	raw := strings.TrimRight(m.cfg.API, "/") + "/v1/clusters/" + url.PathEscape(m.cfg.Name) +
+		"/members/" + strconv.Itoa(*m.cfg.Ordinal) + suffix
+	header := "Content-Type: application/json\r\n"
+	if tok != "" {
+		header += "Authorization: Bearer " + tok + "\r\n"
+	}
+	code, b, err := httpDo(ctx, method, raw, header, body, true)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", method, suffix, err)
+	}
+	if code/100 != 2 {
+		return nil, fmt.Errorf("%s %s answered %d: %s", method, suffix, code, strings.TrimSpace(string(b[:min(len(b), 200)])))
+	}
+	return b, nil
+}
+
+// httpDo makes one HTTP/1.1 request with ganger-init's minimal client
+// (net/http would double its size): header lines end with CRLF, body is
+// sent with its length. It returns the status and, with wantBody, the
+// body (by Content-Length, chunks, or up to the close). ctx ending closes
+// the connection: a shutdown ends a long-poll at once.
+func httpDo(ctx context.Context, method, raw, header string, body []byte, wantBody bool) (int, []byte, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return 0, nil, err
 	}
 	host := u.Host
 	if u.Port() == "" {
@@ -345,36 +365,29 @@ func (m *member) do(ctx context.Context, method, suffix string, body []byte) ([]
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer conn.Close()
-	defer context.AfterFunc(ctx, func() { conn.Close() })() // a shutdown ends a long-poll at once
+	defer context.AfterFunc(ctx, func() { conn.Close() })()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	var req bytes.Buffer
-	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ganger-init\r\nConnection: close\r\n", method, u.RequestURI(), u.Host)
-	if tok != "" {
-		fmt.Fprintf(&req, "Authorization: Bearer %s\r\n", tok)
+	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: ganger-init\r\nConnection: close\r\n%s", method, u.RequestURI(), u.Host, header)
+	if body != nil || method != "GET" {
+		fmt.Fprintf(&req, "Content-Length: %d\r\n", len(body))
 	}
-	fmt.Fprintf(&req, "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+	req.WriteString("\r\n")
 	req.Write(body)
 	if _, err := conn.Write(req.Bytes()); err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	code, b, err := readAnswer(bufio.NewReader(conn))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, u.Path, err)
-	}
-	if code/100 != 2 {
-		return nil, fmt.Errorf("%s %s answered %d: %s", method, u.Path, code, strings.TrimSpace(string(b[:min(len(b), 200)])))
-	}
-	return b, nil
+	return readAnswer(bufio.NewReader(conn), wantBody)
 }
 
-// readAnswer reads an HTTP/1.1 answer's status and body (by
-// Content-Length, chunks, or up to the close).
-func readAnswer(r *bufio.Reader) (int, []byte, error) {
+// readAnswer reads an HTTP/1.1 answer's status and, with wantBody, its
+// body (by Content-Length, chunks, or up to the close).
+func readAnswer(r *bufio.Reader, wantBody bool) (int, []byte, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return 0, nil, fmt.Errorf("no answer: %w", err)
@@ -386,6 +399,9 @@ func readAnswer(r *bufio.Reader) (int, []byte, error) {
 	code, err := strconv.Atoi(f[1])
 	if err != nil {
 		return 0, nil, fmt.Errorf("bad status %q", f[1])
+	}
+	if !wantBody {
+		return code, nil, nil
 	}
 	length, chunked := -1, false
 	for {
