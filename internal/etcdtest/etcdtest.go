@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ganger-dev/ganger/internal/servertest"
 )
 
 // Binary is the etcd server looked for (in $PATH); ETCDTEST_ETCD
@@ -70,7 +72,7 @@ func New(t testing.TB) *Etcd {
 func cleanup(t testing.TB, e *Etcd) {
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("etcd log (%s):\n%s", e.dir, tail(e.logPath()))
+			t.Logf("etcd log (%s):\n%s", e.dir, servertest.Tail(e.logPath()))
 		}
 		if err := e.Close(); err != nil {
 			t.Errorf("etcdtest: %v", err)
@@ -87,13 +89,10 @@ func start(withTLS bool) (*Etcd, error) {
 	if err != nil {
 		return nil, err
 	}
-	sweep()
-	dir, err := os.MkdirTemp("", "etcdtest-")
+	// Directories of killed tests go: etcd went with them (Pdeathsig).
+	servertest.Sweep("etcdtest", nil)
+	dir, err := servertest.Dir("etcdtest")
 	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	e := &Etcd{dir: dir, bin: bin}
@@ -112,12 +111,12 @@ func start(withTLS bool) (*Etcd, error) {
 		}
 		// Another process may have taken a port between our probe and
 		// etcd's bind: try others, in a fresh data directory.
-		if attempt >= 5 || !strings.Contains(tail(e.logPath()), "address already in use") {
+		if attempt >= 5 || !strings.Contains(servertest.Tail(e.logPath()), "address already in use") {
 			break
 		}
 		os.RemoveAll(filepath.Join(dir, "data"))
 	}
-	err = fmt.Errorf("%v\n%s", err, tail(e.logPath()))
+	err = fmt.Errorf("%v\n%s", err, servertest.Tail(e.logPath()))
 	os.RemoveAll(dir)
 	return nil, err
 }
@@ -266,17 +265,7 @@ func health(ctx context.Context, hc *http.Client, endpoint string) error {
 
 // kill stops etcd with SIGTERM, then SIGKILL, and waits for it.
 func (p *process) kill() {
-	select {
-	case <-p.exit:
-	default:
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exit:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.exit
-		}
-	}
+	servertest.Stop(p.cmd, p.exit, syscall.SIGTERM, 10*time.Second)
 	close(p.free)
 }
 
@@ -293,7 +282,7 @@ func (e *Etcd) Stop() error {
 	select {
 	case <-p.exit:
 		close(p.free)
-		return fmt.Errorf("etcd had exited before Stop: %v\n%s", p.err, tail(e.logPath()))
+		return fmt.Errorf("etcd had exited before Stop: %v\n%s", p.err, servertest.Tail(e.logPath()))
 	default:
 	}
 	p.kill()
@@ -307,7 +296,7 @@ func (e *Etcd) Restart() error {
 		return err
 	}
 	if err := e.start(); err != nil {
-		return fmt.Errorf("restart etcd: %v\n%s", err, tail(e.logPath()))
+		return fmt.Errorf("restart etcd: %v\n%s", err, servertest.Tail(e.logPath()))
 	}
 	return nil
 }
@@ -338,28 +327,6 @@ func (e *Etcd) Ctl(args ...string) (string, error) {
 	return string(out), nil
 }
 
-// ownerFile, in a server's directory, holds the pid of the test process
-// that made it.
-const ownerFile = "owner.pid"
-
-// sweep removes the directories of servers whose test process is gone
-// without its cleanup (killed): etcd went with it (Pdeathsig), its files
-// stayed.
-func sweep() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "etcdtest-*"))
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
-		if err != nil {
-			continue // not ours, or being made
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue
-		}
-		os.RemoveAll(dir)
-	}
-}
-
 // freePorts finds two free loopback ports, held together while probed so
 // that they differ.
 func freePorts() (client, peer int, err error) {
@@ -374,16 +341,4 @@ func freePorts() (client, peer int, err error) {
 	}
 	defer b.Close()
 	return a.Addr().(*net.TCPAddr).Port, b.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail is the end of a log file, for error messages.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }

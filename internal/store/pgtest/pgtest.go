@@ -36,6 +36,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ganger-dev/ganger/internal/servertest"
 )
 
 // BinGlob is where the server's binaries are looked for; PGTEST_BINDIR
@@ -191,12 +193,8 @@ func Start() (_ *Server, err error) {
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 	}
 	sweep()
-	s.dir, err = os.MkdirTemp("", "pgtest-")
+	s.dir, err = servertest.Dir("pgtest")
 	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		os.RemoveAll(s.dir)
 		return nil, err
 	}
 	defer func() {
@@ -218,7 +216,7 @@ func Start() (_ *Server, err error) {
 	initLog := filepath.Join(s.dir, "initdb.log")
 	if err := s.run(initLog, "initdb", "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
 		"--locale=C", "--no-sync", "--no-instructions"); err != nil {
-		return nil, fmt.Errorf("initdb: %v\n%s", err, tail(initLog))
+		return nil, fmt.Errorf("initdb: %v\n%s", err, servertest.Tail(initLog))
 	}
 
 	log := filepath.Join(s.dir, "postgres.log")
@@ -229,10 +227,10 @@ func Start() (_ *Server, err error) {
 		}
 		// Another process may have taken the port between our probe and
 		// the server's bind: try another.
-		if attempt < 5 && strings.Contains(tail(log), "could not bind") {
+		if attempt < 5 && strings.Contains(servertest.Tail(log), "could not bind") {
 			continue
 		}
-		return nil, fmt.Errorf("%v\n%s", err, tail(log))
+		return nil, fmt.Errorf("%v\n%s", err, servertest.Tail(log))
 	}
 	s.start = time.Since(began)
 	return s, nil
@@ -327,17 +325,7 @@ func (s *Server) startPostgres(data, sock, log string) error {
 
 // kill stops the postmaster with SIGQUIT (immediate shutdown), then SIGKILL.
 func (s *Server) kill() {
-	select {
-	case <-s.exit:
-	default:
-		s.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-s.exit:
-		case <-time.After(10 * time.Second):
-			s.cmd.Process.Kill()
-			<-s.exit
-		}
-	}
+	servertest.Stop(s.cmd, s.exit, syscall.SIGQUIT, 10*time.Second)
 	close(s.free)
 }
 
@@ -348,12 +336,12 @@ func (s *Server) Stop() error {
 	s.stop.Do(func() {
 		select {
 		case <-s.exit:
-			err = fmt.Errorf("postgres had exited before Stop: %v\n%s", s.err, tail(filepath.Join(s.dir, "postgres.log")))
+			err = fmt.Errorf("postgres had exited before Stop: %v\n%s", s.err, servertest.Tail(filepath.Join(s.dir, "postgres.log")))
 			close(s.free)
 		default:
 			ctlLog := filepath.Join(s.dir, "pg_ctl.log")
 			if e := s.run(ctlLog, "pg_ctl", "stop", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w", "-t", "20"); e != nil {
-				err = fmt.Errorf("pg_ctl stop: %v\n%s", e, tail(ctlLog))
+				err = fmt.Errorf("pg_ctl stop: %v\n%s", e, servertest.Tail(ctlLog))
 			}
 			s.kill() // no-op but for the wait once pg_ctl has stopped it
 		}
@@ -364,32 +352,18 @@ func (s *Server) Stop() error {
 	return err
 }
 
-// ownerFile, in a server's directory, holds the pid of the test process
-// that made it.
-const ownerFile = "owner.pid"
-
 // sweep removes the directories of servers whose test process is gone
-// without its cleanup (killed): the server itself went with it
-// (Pdeathsig), its files stayed.
+// without its cleanup (killed), unless their postmaster still runs.
 func sweep() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "pgtest-*"))
-	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+	servertest.Sweep("pgtest", func(dir string) bool {
+		pm, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid"))
 		if err != nil {
-			continue // not ours, or being made
+			return false
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue
-		}
-		if pm, err := os.ReadFile(filepath.Join(dir, "data", "postmaster.pid")); err == nil {
-			line, _, _ := strings.Cut(string(pm), "\n")
-			if p, err := strconv.Atoi(line); err == nil && syscall.Kill(p, 0) != syscall.ESRCH {
-				continue // its server still runs: leave it
-			}
-		}
-		os.RemoveAll(dir)
-	}
+		line, _, _ := strings.Cut(string(pm), "\n")
+		p, err := strconv.Atoi(line)
+		return err == nil && syscall.Kill(p, 0) != syscall.ESRCH
+	})
 }
 
 func freePort() (int, error) {
@@ -399,18 +373,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tail is the end of a log file, for error messages.
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
 }
 
 func randomHex(n int) string {

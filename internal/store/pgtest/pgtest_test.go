@@ -3,7 +3,6 @@ package pgtest
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -109,31 +108,4 @@ func socketOf(t *testing.T, dsn string) string {
 	var s string
 	query(t, dsn, `SELECT current_setting('unix_socket_directories')`, &s)
 	return filepath.Join(s, "x")
-}
-
-// TestSweep: the directory of a dead test process goes, a live one's stays.
-func TestSweep(t *testing.T) {
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	mk := func(pid int) string {
-		dir, err := os.MkdirTemp("", "pgtest-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
-	gone, kept := mk(dead.Process.Pid), mk(os.Getpid())
-	sweep()
-	if _, err := os.Stat(gone); !os.IsNotExist(err) {
-		t.Errorf("the directory of a dead process is still there: %v", err)
-	}
-	if _, err := os.Stat(kept); err != nil {
-		t.Errorf("the directory of a live process went: %v", err)
-	}
 }
